@@ -1,0 +1,11 @@
+"""flashsim's engine: inventory logic written once, with no I/O.
+
+Strategies are generators that yield operations (:mod:`engine.ops`); the
+simulator (:mod:`sim`) and the real driver interpret them. Nothing here
+imports simpy, and only the real driver imports redis or a database client.
+"""
+
+from .model import Inventory, Outcome, Request
+from .scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = ["Inventory", "Outcome", "Request", "Scenario", "ScenarioError", "load_scenario"]

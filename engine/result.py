@@ -1,0 +1,106 @@
+"""The shape of a run's output, the same for a simulated and a real run.
+
+``requests``: one row per request (id, t_arrival = intended send time,
+t_done, latency, outcome, qty, node, ops), times in seconds from sale start.
+``timeline``: inventory sampled over time. ``summary``: the headline figures
+(see :func:`summarize`). Latency runs from the intended send time; a timed-out
+request counts at the timeout, so high percentiles under overload are lower
+bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .model import OUTCOME_LABELS, Inventory, Outcome
+from .scenario import Scenario
+
+PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+@dataclass
+class Result:
+    """Everything one run produced."""
+
+    scenario: Scenario
+    strategy: str
+    seed: int
+    mode: str  # "sim" or "real"
+    requests: pd.DataFrame
+    timeline: pd.DataFrame
+    summary: dict[str, Any]
+    inventory: Inventory
+    violations: list[str] = field(default_factory=list)
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every invariant held."""
+        return not self.violations
+
+
+def requests_frame(t_arrival: np.ndarray, t_done: np.ndarray, outcome: np.ndarray, qty: np.ndarray,
+                   node: np.ndarray, ops: np.ndarray) -> pd.DataFrame:
+    """The requests table from columnar arrays (outcome codes become labels)."""
+    n = len(t_arrival)
+    return pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "t_arrival": t_arrival,
+            "t_done": t_done,
+            "latency": t_done - t_arrival,
+            "outcome": pd.Categorical.from_codes(outcome.astype(np.int8), categories=list(OUTCOME_LABELS)),
+            "qty": qty,
+            "node": node,
+            "ops": ops,
+        }
+    )
+
+
+def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
+              node_busy: list[float], horizon: float, extra: dict[str, float] | None = None) -> dict[str, Any]:
+    """Headline figures of one run.
+
+    goodput: successful requests per second between the first arrival and the
+    last successful reply. time_to_sellout: that same span, when the stock ran
+    out (NaN otherwise). util_nodeK: busy time of Redis node K over the run.
+    """
+    codes = requests["outcome"].cat.codes.to_numpy()
+    counts = np.bincount(codes[codes >= 0], minlength=len(OUTCOME_LABELS))
+    ok_mask = codes == Outcome.OK
+    latency = requests["latency"].to_numpy()
+    t_arrival = requests["t_arrival"].to_numpy()
+    t_done = requests["t_done"].to_numpy()
+    start = float(t_arrival.min()) if len(t_arrival) else 0.0
+    last_ok = float(t_done[ok_mask].max()) if ok_mask.any() else math.nan
+    span = last_ok - start if ok_mask.any() else math.nan
+    sold_out = inventory.initial > 0 and inventory.remaining == 0 and not inventory.in_flight
+    summary: dict[str, Any] = {
+        "strategy": strategy,
+        "requests": int(len(requests)),
+        "ok": int(counts[Outcome.OK]),
+        "sold_out": int(counts[Outcome.SOLD_OUT]),
+        "timeout": int(counts[Outcome.TIMEOUT]),
+        "error": int(counts[Outcome.ERROR]),
+        "ok_qty": int(requests["qty"].to_numpy()[ok_mask].sum()),
+        "initial": inventory.initial,
+        "sold": inventory.sold,
+        "remaining": inventory.remaining,
+        "oversold": max(0, inventory.sold - inventory.initial),
+        "goodput": counts[Outcome.OK] / span if span and span > 0 else math.nan,
+        "throughput": len(requests) / (float(np.nanmax(t_done)) - start) if len(requests) > 1 else math.nan,
+    }
+    for name, q in PERCENTILES.items():
+        summary[name] = float(np.nanpercentile(latency, q)) if len(latency) else math.nan
+    summary["ok_p99"] = float(np.percentile(latency[ok_mask], 99)) if ok_mask.any() else math.nan
+    summary["time_to_sellout"] = span if sold_out else math.nan
+    for i, busy in enumerate(node_busy):
+        summary[f"util_node{i}"] = busy / horizon if horizon > 0 else math.nan
+    summary.update(extra or {})
+    return summary

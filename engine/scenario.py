@@ -1,0 +1,330 @@
+"""Scenario: everything a run needs except the seed, as frozen, validated dataclasses.
+
+A scenario loads from TOML (:func:`load_scenario`) or a dict
+(:meth:`Scenario.from_dict`), takes ``dotted.key=value`` overrides
+(:meth:`Scenario.with_overrides`) and is varied with :func:`dataclasses.replace`,
+never mutated. Every field carries its documentation (``metadata['doc']``);
+:func:`reference_rows` turns that into the scenario reference in the README.
+
+Bad input raises :class:`ScenarioError` with one line naming the problem and,
+where there is a choice, the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class ScenarioError(ValueError):
+    """A scenario, override or file that cannot be used; the message is one line."""
+
+
+def _doc(default: Any, doc: str, *, factory: bool = False) -> Any:
+    if factory:
+        return field(default_factory=default, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ScenarioError(message)
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(value in choices, f"{name} must be one of {', '.join(choices)} (got {value!r})")
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A non-negative random duration. A plain number in TOML means ``deterministic``."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("deterministic", "exponential", "lognormal")
+
+    kind: str = _doc("deterministic", "deterministic | exponential | lognormal")
+    mean: float = _doc(0.0, "mean, seconds")
+    cv: float = _doc(0.0, "coefficient of variation (lognormal only)")
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, self.KINDS)
+        _require(math.isfinite(self.mean) and self.mean >= 0, f"mean must be >= 0 (got {self.mean})")
+        _require(math.isfinite(self.cv) and self.cv >= 0, f"cv must be >= 0 (got {self.cv})")
+        if self.kind == "exponential":
+            _require(self.mean > 0, "an exponential distribution needs mean > 0")
+
+    @classmethod
+    def _from_scalar(cls, value: float) -> Dist:
+        return cls("deterministic", float(value))
+
+    @property
+    def is_constant(self) -> bool:
+        return self.kind == "deterministic" or (self.kind == "lognormal" and self.cv == 0)
+
+
+@dataclass(frozen=True)
+class Qty:
+    """Units per request: uniform integer in [low, high]. A plain integer means fixed."""
+
+    low: int = _doc(1, "smallest qty")
+    high: int = _doc(1, "largest qty")
+
+    def __post_init__(self) -> None:
+        _require(self.low >= 1, f"qty must be >= 1 (got low={self.low})")
+        _require(self.high >= self.low, f"qty high {self.high} < low {self.low}")
+
+    @classmethod
+    def _from_scalar(cls, value: int) -> Qty:
+        return cls(int(value), int(value))
+
+
+@dataclass(frozen=True)
+class Sale:
+    sku: str = _doc("sku42", "product id; part of every key's hash tag")
+    stock: int = _doc(10_000, "units on sale")
+    soldout_flag: bool = _doc(
+        True, "the app remembers a sold-out answer (qty 1) and refuses later buyers locally"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.stock >= 0, f"stock must be >= 0 (got {self.stock})")
+        _require(self.sku != "" and "{" not in self.sku and "}" not in self.sku,
+                 f"sku must be non-empty without braces (got {self.sku!r})")
+
+
+@dataclass(frozen=True)
+class Workload:
+    KINDS: ClassVar[tuple[str, ...]] = ("burst", "poisson", "closed")
+    SHAPES: ClassVar[tuple[str, ...]] = ("uniform", "ramp")
+
+    kind: str = _doc("burst", "burst (N buyers over a window) | poisson (open loop) | closed (users with think time)")
+    buyers: int = _doc(500_000, "burst: number of buyers")
+    window: float = _doc(2.0, "burst: seconds over which they arrive")
+    shape: str = _doc("uniform", "burst: uniform | ramp (arrival density rising linearly)")
+    rate: float = _doc(100_000.0, "poisson: requests per second")
+    duration: float = _doc(1.0, "poisson, closed: seconds of load")
+    users: int = _doc(1_000, "closed: concurrent users")
+    think: Dist = _doc(lambda: Dist("exponential", 0.05), "closed: think time between a reply and the next request", factory=True)
+    qty: Qty = _doc(Qty, "units per request (integer, or {low, high})", factory=True)
+    timeout: float = _doc(1.0, "client timeout, seconds (inf: wait forever)")
+
+    def __post_init__(self) -> None:
+        _choice("workload.kind", self.kind, self.KINDS)
+        _choice("workload.shape", self.shape, self.SHAPES)
+        _require(self.buyers >= 1, f"workload.buyers must be >= 1 (got {self.buyers})")
+        _require(math.isfinite(self.window) and self.window > 0, f"workload.window must be > 0 (got {self.window})")
+        _require(math.isfinite(self.rate) and self.rate > 0, f"workload.rate must be > 0 (got {self.rate})")
+        _require(math.isfinite(self.duration) and self.duration > 0,
+                 f"workload.duration must be > 0 (got {self.duration})")
+        _require(self.users >= 1, f"workload.users must be >= 1 (got {self.users})")
+        _require(self.timeout > 0, f"workload.timeout must be > 0 (got {self.timeout})")
+
+
+@dataclass(frozen=True)
+class Network:
+    redis: Dist = _doc(lambda: Dist("deterministic", 0.0001), "one-way delay app <-> Redis node (LAN: 0.1-0.25 ms)", factory=True)
+
+
+def _default_service() -> dict[str, Dist]:
+    return {"default": Dist("lognormal", 1.0e-5, 0.3)}
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    nodes: int = _doc(1, "Redis master nodes; slots split evenly as redis-cli --cluster create does")
+    service: dict[str, Dist] = _doc(
+        _default_service,
+        "service time per script name; 'default' covers the rest "
+        "(10 us ~ 95k EVALSHA/s: redis-benchmark on this machine, 50 clients)",
+        factory=True,
+    )
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
+        _require("default" in self.service, "redis.service needs a 'default' entry")
+
+    def service_of(self, script: str) -> Dist:
+        return self.service.get(script, self.service["default"])
+
+
+@dataclass(frozen=True)
+class Report:
+    timeline_interval: float = _doc(0.01, "seconds between inventory samples in Result.timeline")
+
+    def __post_init__(self) -> None:
+        _require(self.timeline_interval > 0, f"report.timeline_interval must be > 0 (got {self.timeline_interval})")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One flash sale: stock, buyers, the world they hit, and the strategy under test."""
+
+    name: str = _doc("default", "label carried into results")
+    strategy: str = _doc("single_redis", "strategy under test (flashsim compare runs them all)")
+    sale: Sale = _doc(Sale, "", factory=True)
+    workload: Workload = _doc(Workload, "", factory=True)
+    network: Network = _doc(Network, "", factory=True)
+    redis: RedisConfig = _doc(RedisConfig, "", factory=True)
+    report: Report = _doc(Report, "", factory=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """Build and validate a scenario; missing keys take their defaults."""
+        return _build(cls, data, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> Scenario:
+        """Apply ``dotted.key=value`` strings (values parsed as TOML, else as text)."""
+        data = self.to_dict()
+        for assignment in assignments:
+            path, sep, raw = assignment.partition("=")
+            path = path.strip()
+            _require(sep == "=" and path != "", f"--set expects dotted.key=value (got {assignment!r})")
+            _assign(data, type(self), path.split("."), _parse_value(raw.strip()), path)
+        return Scenario.from_dict(data)
+
+    @property
+    def offered_requests(self) -> int | None:
+        """Requests the workload will send, when known in advance (open loop)."""
+        w = self.workload
+        if w.kind == "burst":
+            return w.buyers
+        return None
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _assign(data: dict, cls: Any, parts: list[str], value: Any, full: str) -> None:
+    key = parts[0]
+    types = _field_types(cls) if is_dataclass(cls) else None
+    if types is not None:
+        if key not in types or key not in data:
+            valid = ", ".join(f.name for f in fields(cls))
+            where = full[: len(full) - len(".".join(parts))].rstrip(".") or "the scenario"
+            raise ScenarioError(f"unknown key {full!r}: valid keys under {where}: {valid}")
+        child_type = types[key]
+    else:  # a dict[str, X] field: any key, values of type X
+        child_type = typing.get_args(cls)[1]
+        data.setdefault(key, dataclasses.asdict(child_type()) if is_dataclass(child_type) else None)
+    if len(parts) == 1:
+        data[key] = value
+        return
+    child = data[key]
+    if is_dataclass(child_type) and not isinstance(child, dict):
+        child = data[key] = dataclasses.asdict(_build(child_type, child, full))
+    _require(isinstance(child, dict), f"{'.'.join(full.split('.')[:-len(parts) + 1])} is not a table")
+    _assign(child, child_type, parts[1:], value, full)
+
+
+def _build(cls: Any, value: Any, path: str) -> Any:
+    where = path or "scenario"
+    origin = typing.get_origin(cls)
+    if origin is dict:
+        _require(isinstance(value, dict), f"{where}: expected a table, got {value!r}")
+        item_type = typing.get_args(cls)[1]
+        return {str(k): _build(item_type, v, f"{path}.{k}") for k, v in value.items()}
+    if is_dataclass(cls):
+        if not isinstance(value, dict):
+            if hasattr(cls, "_from_scalar") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    return cls._from_scalar(value)
+                except ScenarioError as err:
+                    raise ScenarioError(f"{where}: {err}") from None
+            raise ScenarioError(f"{where}: expected a table, got {value!r}")
+        types = _field_types(cls)
+        names = [f.name for f in fields(cls)]
+        kwargs = {}
+        for key, item in value.items():
+            if key not in names:
+                raise ScenarioError(
+                    f"unknown key {(path + '.' if path else '') + key!r}: valid keys under {where}: {', '.join(names)}"
+                )
+            kwargs[key] = _build(types[key], item, f"{path}.{key}" if path else key)
+        try:
+            return cls(**kwargs)
+        except ScenarioError as err:
+            message = str(err)
+            raise ScenarioError(message if message.startswith(path) or not path else f"{path}: {message}") from None
+    if cls is bool:
+        _require(isinstance(value, bool), f"{where}: expected true or false, got {value!r}")
+        return value
+    if cls is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        _require(isinstance(value, int) and not isinstance(value, bool), f"{where}: expected an integer, got {value!r}")
+        return value
+    if cls is float:
+        if isinstance(value, str) and value.strip().lower() in ("inf", "+inf"):
+            return math.inf
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if cls is str:
+        _require(isinstance(value, str), f"{where}: expected text, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported field type {cls!r}")  # a bug in the scenario classes
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Read a TOML scenario; ``None`` gives the embedded default."""
+    if path is None:
+        return Scenario()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file not found: {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise ScenarioError(f"cannot read scenario file {path}: {err.__class__.__name__}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{path}: malformed TOML: {err}") from None
+    return Scenario.from_dict(data)
+
+
+def reference_rows(cls: Any = Scenario, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(dotted key, default, doc)`` for every leaf field: the scenario reference."""
+    rows = []
+    instance = cls()
+    for f in fields(cls):
+        key = f"{prefix}{f.name}"
+        value = getattr(instance, f.name)
+        if is_dataclass(value) and f.type not in ("Dist", "Qty") and not isinstance(value, (Dist, Qty)):
+            rows.extend(reference_rows(type(value), key + "."))
+            continue
+        rows.append((key, _show(value), f.metadata.get("doc", "")))
+    return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Dist):
+        if value.kind == "deterministic":
+            return f"{value.mean:g}"
+        extra = f", cv={value.cv:g}" if value.kind == "lognormal" else ""
+        return f"{value.kind}(mean={value.mean:g}{extra})"
+    if isinstance(value, Qty):
+        return str(value.low) if value.low == value.high else f"{{low={value.low}, high={value.high}}}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,53 @@
+"""Single Redis: one counter on one node, atomic Lua check-and-decrement.
+
+The design article's second step. Its ceiling is one single-threaded server:
+every buyer, sold out or not, costs that server one script run (unless the app
+already knows the sale is over).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from ..keys import StockKeys
+from ..model import Inventory, Outcome, Request
+from ..ops import Eval
+from ..scripts.stock import BAD_QTY, NO_STOCK_KEY, SOLD_OUT
+from .base import Ops, Read, Strategy, init_counter
+
+
+class SingleRedis(Strategy):
+    name = "single_redis"
+    summary = "one Redis counter, Lua check-and-decrement"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.counter = StockKeys(self.namespace, self.scenario.sale.sku)
+        self._keys = self.counter.all()
+
+    def setup(self) -> Ops:
+        yield from init_counter(self._keys, self.scenario.sale.stock)
+
+    def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
+        if self._refuse_locally(request):
+            return Outcome.SOLD_OUT
+        remaining = yield Eval("deduct", self._keys, (request.qty,))
+        if remaining >= 0:
+            self._learn(request, remaining)
+            return Outcome.OK
+        if remaining == SOLD_OUT:
+            self._learn(request, remaining)
+            return Outcome.SOLD_OUT
+        assert remaining in (BAD_QTY, NO_STOCK_KEY), remaining
+        return Outcome.ERROR
+
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
+
+    def inventory(self, read: Read) -> Inventory:
+        return Inventory(
+            initial=self.scenario.sale.stock,
+            sold=int(read(self.counter.sold) or 0),
+            holders={"redis": int(read(self.counter.stock) or 0)},
+        )

@@ -1,0 +1,15 @@
+"""flashsim's simulator: engine strategies in SimPy time.
+
+Public API::
+
+    from sim import Scenario, simulate
+    result = simulate(Scenario(), seed=1)
+    result.summary["goodput"], result.requests, result.timeline
+"""
+
+from engine.result import Result
+from engine.scenario import Scenario, ScenarioError, load_scenario
+
+from .world import simulate
+
+__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "simulate"]

@@ -1,0 +1,214 @@
+"""Buyers: open-loop arrivals (burst, Poisson) and closed-loop users, and their log.
+
+Open-loop clients replay an arrival schedule drawn in advance from the
+arrivals stream (:mod:`engine.workload`), so every strategy meets the same
+buyers; latency runs from the intended send time, so a slow server cannot
+hide its queue by slowing the senders (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from engine.distributions import sampler
+from engine.model import Outcome, Request
+from engine.scenario import Workload
+from engine.streams import Streams
+from engine.workload import Schedule, draw_qty
+
+from .interpreter import Interpreter, Task, schedule_call
+
+Progress = Callable[[int, int | None], None]
+
+
+class RequestLog:
+    """Columnar per-request records (no object per request survives the request)."""
+
+    def __init__(self, capacity: int = 1024):
+        self.size = 0
+        self._alloc(max(capacity, 16))
+
+    def _alloc(self, capacity: int) -> None:
+        def grow(name: str, dtype: str, fill: float = 0) -> np.ndarray:
+            new = np.full(capacity, fill, dtype=dtype)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[: len(old)] = old
+            return new
+
+        self.t_arrival = grow("t_arrival", "f8", np.nan)
+        self.t_done = grow("t_done", "f8", np.nan)
+        self.qty = grow("qty", "i8")
+        self.outcome = grow("outcome", "i1", -1)
+        self.node = grow("node", "i2", -1)
+        self.ops = grow("ops", "i4")
+        self.capacity = capacity
+
+    def add(self, t_arrival: float, qty: int) -> int:
+        i = self.size
+        if i == self.capacity:
+            self._alloc(self.capacity * 2)
+        self.t_arrival[i] = t_arrival
+        self.qty[i] = qty
+        self.size = i + 1
+        return i
+
+    def finish(self, i: int, t_done: float, outcome: int, node: int, ops: int) -> None:
+        self.t_done[i] = t_done
+        self.outcome[i] = outcome
+        self.node[i] = node
+        self.ops[i] = ops
+
+
+class OpenLoopClients:
+    """Sends request i at ``t0 + schedule.times[i]``, whatever happened before."""
+
+    def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
+                 schedule: Schedule, timeout: float, on_all_done: Callable[[], None],
+                 progress: Progress | None = None):
+        self.env = env
+        self.interpreter = interpreter
+        self.deduct = deduct
+        self.times = schedule.times.tolist()
+        self.qtys = schedule.qty.tolist()
+        self.timeout = timeout
+        self.on_all_done = on_all_done
+        self.progress = progress
+        self.log = RequestLog(0)
+        self.log._alloc(max(len(self.times), 16))
+        self.log.t_arrival[: len(self.times)] = schedule.times
+        self.log.qty[: len(self.times)] = schedule.qty
+        self.log.size = len(self.times)
+        self.next = 0
+        self.pending = 0
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.t0 = self.env.now
+        if not self.times:
+            self.on_all_done()
+
+    def run(self, until: simpy.Event) -> None:
+        """Run the environment until ``until`` fires, feeding arrivals as it goes.
+
+        Arrivals are merged into SimPy's event loop straight from the sorted
+        schedule instead of taking a heap entry each: before every step the
+        next arrival is compared with the next event, and the earlier runs
+        first (an event and an arrival at the same instant: the event first).
+        """
+        env = self.env
+        queue = env._queue  # type: ignore[attr-defined]
+        times = self.times
+        n = len(times)
+        t0 = self.t0
+        step = env.step
+        while not until.triggered:
+            t_next = t0 + times[self.next] if self.next < n else math.inf
+            if queue and queue[0][0] <= t_next:
+                step()
+            elif t_next < math.inf:
+                env._now = t_next  # type: ignore[attr-defined]
+                self._arrive()
+            else:
+                break
+        if not until.processed and queue:
+            env.run(until=until)
+
+    def _arrive(self) -> None:
+        i = self.next
+        n = len(self.times)
+        self.next = i + 1
+        if self.progress is not None and (i & 0x3FFF) == 0:
+            self.progress(i, n)
+        self.pending += 1
+        t = self.times[i]
+        request = Request(i, self.qtys[i], t)
+        self.interpreter.start(self.deduct(request), self._done, self.t0 + t + self.timeout, i)
+
+    def _done(self, task: Task, outcome: Outcome) -> None:
+        i = task.tag
+        if outcome == Outcome.TIMEOUT:
+            t_done = self.times[i] + self.timeout
+        else:
+            t_done = self.env._now - self.t0
+        log = self.log
+        log.t_done[i] = t_done
+        log.outcome[i] = outcome
+        log.node[i] = task.node
+        log.ops[i] = task.ops
+        self.pending -= 1
+        if self.pending == 0 and self.next == len(self.times):
+            if self.progress is not None:
+                self.progress(len(self.times), len(self.times))
+            self.on_all_done()
+
+
+class ClosedLoopUsers:
+    """``users`` buyers, each sending, waiting (or timing out), thinking, sending again."""
+
+    def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
+                 workload: Workload, streams: Streams, on_all_done: Callable[[], None],
+                 progress: Progress | None = None):
+        self.env = env
+        self.interpreter = interpreter
+        self.deduct = deduct
+        self.workload = workload
+        self.timeout = workload.timeout
+        self.on_all_done = on_all_done
+        self.progress = progress
+        self._think = sampler(workload.think, streams.generator("think"))
+        qty_rng = streams.generator("qty")
+        self._qty = iter(())  # refilled in blocks
+        self._qty_rng = qty_rng
+        self.log = RequestLog(workload.users * 8)
+        self.active = 0
+        self.t0 = 0.0
+        self.end = 0.0
+
+    def _next_qty(self) -> int:
+        try:
+            return next(self._qty)
+        except StopIteration:
+            self._qty = iter(draw_qty(self.workload.qty, self._qty_rng, 4096).tolist())
+            return next(self._qty)
+
+    def start(self) -> None:
+        self.t0 = self.env.now
+        self.end = self.t0 + self.workload.duration
+        self.active = self.workload.users
+        for _ in range(self.workload.users):
+            self._send()
+
+    def _send(self, _event: simpy.Event | None = None) -> None:
+        now = self.env._now
+        if now >= self.end:
+            self.active -= 1
+            if self.active == 0:
+                self.on_all_done()
+            return
+        t = now - self.t0
+        i = self.log.add(t, self._next_qty())
+        if self.progress is not None and (i & 0x3FFF) == 0:
+            self.progress(i, None)
+        request = Request(i, int(self.log.qty[i]), t)
+        task = self.interpreter.start(self.deduct(request), self._done, now + self.timeout, i)
+        if not task.finished and math.isfinite(self.timeout):
+            schedule_call(self.env, self.timeout, self._expire, task)
+
+    def _expire(self, event: simpy.Event) -> None:
+        task: Task = event._value
+        if task.finished:
+            return
+        task.finished = True
+        task.gen.close()
+        self._done(task, Outcome.TIMEOUT)
+
+    def _done(self, task: Task, outcome: Outcome) -> None:
+        i = task.tag
+        t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else self.env._now - self.t0
+        self.log.finish(i, t_done, int(outcome), task.node, task.ops)
+        schedule_call(self.env, self._think(), self._send)

@@ -1,0 +1,157 @@
+"""simulate(scenario, seed) -> Result: one flash sale in simulated time."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import simpy
+
+from engine.model import Inventory
+from engine.result import Result, requests_frame, summarize
+from engine.scenario import Scenario, ScenarioError
+from engine.strategies import STRATEGIES, Strategy, strategy_class
+from engine.streams import Streams
+from engine.workload import open_loop_schedule
+
+from .clients import ClosedLoopUsers, OpenLoopClients, Progress
+from .interpreter import Interpreter, Task, schedule_call
+from .redis_node import RedisCluster
+
+
+# Servers beyond Redis (a database, a message queue) install themselves here: each
+# installer is called with the new World and adds its component (an attribute)
+# and the interpreter handlers for its ops. Keep the list order fixed.
+COMPONENTS: list[Callable[[World], None]] = []
+
+
+class World:
+    """The simulated servers one strategy runs against."""
+
+    def __init__(self, scenario: Scenario, streams: Streams):
+        self.scenario = scenario
+        self.streams = streams
+        self.env = simpy.Environment()
+        self.cluster = RedisCluster(
+            self.env, scenario.redis, scenario.network.redis,
+            streams.generators("nodes", scenario.redis.nodes), streams.generator("network"),
+        )
+        self.interpreter = Interpreter(self.env, self.cluster)
+        self.cluster.interpreter = self.interpreter
+        for install in COMPONENTS:
+            install(self)
+
+    def read(self, key: str) -> Any:
+        return self.cluster.read(key)
+
+    def run_to_end(self, gen: Any) -> Any:
+        """Run one generator to completion (setup, drain), advancing simulated time."""
+        finished = self.env.event()
+        self.interpreter.start(gen, lambda _task, value: finished.succeed(value))
+        if not finished.triggered:
+            self.env.run(until=finished)
+        return finished.value
+
+
+def resolve_strategy(scenario: Scenario, strategy: str | None) -> type[Strategy]:
+    name = strategy or scenario.strategy
+    if name not in STRATEGIES:
+        raise ScenarioError(f"unknown strategy {name!r}; choose from: {', '.join(STRATEGIES)}")
+    return strategy_class(name)
+
+
+def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
+             progress: Progress | None = None) -> Result:
+    """Run one sale of ``scenario`` with ``strategy`` (default: ``scenario.strategy``).
+
+    Same scenario and seed give identical results; the buyers' arrivals depend
+    only on the workload and the seed, not on the strategy.
+    """
+    wall = time.perf_counter()
+    cls = resolve_strategy(scenario, strategy)
+    streams = Streams(seed)
+    world = World(scenario, streams)
+    env = world.env
+    strat = cls(scenario, streams.generator("strategy"))
+
+    world.run_to_end(strat.setup())
+    for node in world.cluster.nodes:
+        node.reset_counters()
+    t0 = env.now
+
+    clients_done = env.event()
+    if scenario.workload.kind == "closed":
+        clients: Any = ClosedLoopUsers(env, world.interpreter, strat.deduct, scenario.workload, streams,
+                                       lambda: clients_done.succeed(), progress)
+    else:
+        schedule = open_loop_schedule(scenario.workload, streams)
+        clients = OpenLoopClients(env, world.interpreter, strat.deduct, schedule,
+                                  scenario.workload.timeout, lambda: clients_done.succeed(), progress)
+
+    timeline: list[dict[str, float]] = []
+    sampler = _TimelineSampler(env, strat, world.read, scenario.report.timeline_interval, t0, timeline)
+    for gen in strat.background():
+        world.interpreter.start(gen, _ignore, math.inf, "background")
+    clients.start()
+    if isinstance(clients, OpenLoopClients):
+        clients.run(until=clients_done)
+    elif not clients_done.triggered:
+        env.run(until=clients_done)
+    horizon = env.now - t0
+    world.run_to_end(strat.drain())
+    world.interpreter.stopping = True
+    sampler.stop()
+
+    inventory = strat.inventory(world.read)
+    log = clients.log
+    n = log.size
+    requests = requests_frame(log.t_arrival[:n], log.t_done[:n], log.outcome[:n], log.qty[:n],
+                              log.node[:n], log.ops[:n])
+    summary = summarize(cls.name, requests, inventory, [node.busy for node in world.cluster.nodes],
+                        horizon, strat.counters())
+    violations = inventory.violations()
+    summary["violations"] = len(violations)
+    return Result(
+        scenario=scenario, strategy=cls.name, seed=streams.seed, mode="sim", requests=requests,
+        timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
+        wall_seconds=time.perf_counter() - wall,
+    )
+
+
+def _ignore(_task: Task, _value: Any) -> None:
+    pass
+
+
+class _TimelineSampler:
+    """Samples the strategy's inventory every ``interval`` simulated seconds."""
+
+    def __init__(self, env: simpy.Environment, strategy: Strategy, read: Callable[[str], Any],
+                 interval: float, t0: float, rows: list[dict[str, float]]):
+        self.env = env
+        self.strategy = strategy
+        self.read = read
+        self.interval = interval
+        self.t0 = t0
+        self.rows = rows
+        self.running = True
+        self._sample(None)
+
+    def _sample(self, _event: simpy.Event | None) -> None:
+        if not self.running:
+            return
+        self.rows.append(_row(self.env.now - self.t0, self.strategy.inventory(self.read)))
+        schedule_call(self.env, self.interval, self._sample)
+
+    def stop(self) -> None:
+        self.running = False
+        self.rows.append(_row(self.env.now - self.t0, self.strategy.inventory(self.read)))
+
+
+def _row(t: float, inventory: Inventory) -> dict[str, float]:
+    row = {"t": t, "sold": inventory.sold, "remaining": inventory.remaining}
+    row.update(inventory.holders)
+    row.update({f"in_flight:{k}": v for k, v in inventory.in_flight.items()})
+    return row
