@@ -7,7 +7,7 @@ one list index per call instead of one numpy call.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

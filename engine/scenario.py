@@ -16,83 +16,24 @@ import dataclasses
 import math
 import tomllib
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-
-class ScenarioError(ValueError):
-    """A scenario, override or file that cannot be used; the message is one line."""
-
-
-def _doc(default: Any, doc: str, *, factory: bool = False) -> Any:
-    if factory:
-        return field(default_factory=default, metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ScenarioError(message)
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    _require(value in choices, f"{name} must be one of {', '.join(choices)} (got {value!r})")
-
-
-@dataclass(frozen=True)
-class Dist:
-    """A non-negative random duration. A plain number in TOML means ``deterministic``."""
-
-    KINDS: ClassVar[tuple[str, ...]] = ("deterministic", "exponential", "lognormal")
-
-    kind: str = _doc("deterministic", "deterministic | exponential | lognormal")
-    mean: float = _doc(0.0, "mean, seconds")
-    cv: float = _doc(0.0, "coefficient of variation (lognormal only)")
-
-    def __post_init__(self) -> None:
-        _choice("kind", self.kind, self.KINDS)
-        _require(math.isfinite(self.mean) and self.mean >= 0, f"mean must be >= 0 (got {self.mean})")
-        _require(math.isfinite(self.cv) and self.cv >= 0, f"cv must be >= 0 (got {self.cv})")
-        if self.kind == "exponential":
-            _require(self.mean > 0, "an exponential distribution needs mean > 0")
-
-    @classmethod
-    def _from_scalar(cls, value: float) -> Dist:
-        return cls("deterministic", float(value))
-
-    @property
-    def is_constant(self) -> bool:
-        return self.kind == "deterministic" or (self.kind == "lognormal" and self.cv == 0)
-
-
-@dataclass(frozen=True)
-class Qty:
-    """Units per request: uniform integer in [low, high]. A plain integer means fixed."""
-
-    low: int = _doc(1, "smallest qty")
-    high: int = _doc(1, "largest qty")
-
-    def __post_init__(self) -> None:
-        _require(self.low >= 1, f"qty must be >= 1 (got low={self.low})")
-        _require(self.high >= self.low, f"qty high {self.high} < low {self.low}")
-
-    @classmethod
-    def _from_scalar(cls, value: int) -> Qty:
-        return cls(int(value), int(value))
+from .fields import Dist, Qty, ScenarioError, choice, doc, require
 
 
 @dataclass(frozen=True)
 class Sale:
-    sku: str = _doc("sku42", "product id; part of every key's hash tag")
-    stock: int = _doc(10_000, "units on sale")
-    soldout_flag: bool = _doc(
+    sku: str = doc("sku42", "product id; part of every key's hash tag")
+    stock: int = doc(10_000, "units on sale")
+    soldout_flag: bool = doc(
         True, "the app remembers a sold-out answer (qty 1) and refuses later buyers locally"
     )
 
     def __post_init__(self) -> None:
-        _require(self.stock >= 0, f"stock must be >= 0 (got {self.stock})")
-        _require(self.sku != "" and "{" not in self.sku and "}" not in self.sku,
+        require(self.stock >= 0, f"stock must be >= 0 (got {self.stock})")
+        require(self.sku != "" and "{" not in self.sku and "}" not in self.sku,
                  f"sku must be non-empty without braces (got {self.sku!r})")
 
 
@@ -101,32 +42,32 @@ class Workload:
     KINDS: ClassVar[tuple[str, ...]] = ("burst", "poisson", "closed")
     SHAPES: ClassVar[tuple[str, ...]] = ("uniform", "ramp")
 
-    kind: str = _doc("burst", "burst (N buyers over a window) | poisson (open loop) | closed (users with think time)")
-    buyers: int = _doc(500_000, "burst: number of buyers")
-    window: float = _doc(2.0, "burst: seconds over which they arrive")
-    shape: str = _doc("uniform", "burst: uniform | ramp (arrival density rising linearly)")
-    rate: float = _doc(100_000.0, "poisson: requests per second")
-    duration: float = _doc(1.0, "poisson, closed: seconds of load")
-    users: int = _doc(1_000, "closed: concurrent users")
-    think: Dist = _doc(lambda: Dist("exponential", 0.05), "closed: think time between a reply and the next request", factory=True)
-    qty: Qty = _doc(Qty, "units per request (integer, or {low, high})", factory=True)
-    timeout: float = _doc(1.0, "client timeout, seconds (inf: wait forever)")
+    kind: str = doc("burst", "burst (N buyers over a window) | poisson (open loop) | closed (users with think time)")
+    buyers: int = doc(500_000, "burst: number of buyers")
+    window: float = doc(2.0, "burst: seconds over which they arrive")
+    shape: str = doc("uniform", "burst: uniform | ramp (arrival density rising linearly)")
+    rate: float = doc(100_000.0, "poisson: requests per second")
+    duration: float = doc(1.0, "poisson, closed: seconds of load")
+    users: int = doc(1_000, "closed: concurrent users")
+    think: Dist = doc(lambda: Dist("exponential", 0.05), "closed: think time between a reply and the next request", factory=True)
+    qty: Qty = doc(Qty, "units per request (integer, or {low, high})", factory=True)
+    timeout: float = doc(1.0, "client timeout, seconds (inf: wait forever)")
 
     def __post_init__(self) -> None:
-        _choice("workload.kind", self.kind, self.KINDS)
-        _choice("workload.shape", self.shape, self.SHAPES)
-        _require(self.buyers >= 1, f"workload.buyers must be >= 1 (got {self.buyers})")
-        _require(math.isfinite(self.window) and self.window > 0, f"workload.window must be > 0 (got {self.window})")
-        _require(math.isfinite(self.rate) and self.rate > 0, f"workload.rate must be > 0 (got {self.rate})")
-        _require(math.isfinite(self.duration) and self.duration > 0,
+        choice("workload.kind", self.kind, self.KINDS)
+        choice("workload.shape", self.shape, self.SHAPES)
+        require(self.buyers >= 1, f"workload.buyers must be >= 1 (got {self.buyers})")
+        require(math.isfinite(self.window) and self.window > 0, f"workload.window must be > 0 (got {self.window})")
+        require(math.isfinite(self.rate) and self.rate > 0, f"workload.rate must be > 0 (got {self.rate})")
+        require(math.isfinite(self.duration) and self.duration > 0,
                  f"workload.duration must be > 0 (got {self.duration})")
-        _require(self.users >= 1, f"workload.users must be >= 1 (got {self.users})")
-        _require(self.timeout > 0, f"workload.timeout must be > 0 (got {self.timeout})")
+        require(self.users >= 1, f"workload.users must be >= 1 (got {self.users})")
+        require(self.timeout > 0, f"workload.timeout must be > 0 (got {self.timeout})")
 
 
 @dataclass(frozen=True)
 class Network:
-    redis: Dist = _doc(lambda: Dist("deterministic", 0.0001), "one-way delay app <-> Redis node (LAN: 0.1-0.25 ms)", factory=True)
+    redis: Dist = doc(lambda: Dist("deterministic", 0.0001), "one-way delay app <-> Redis node (LAN: 0.1-0.25 ms)", factory=True)
 
 
 def _default_service() -> dict[str, Dist]:
@@ -135,8 +76,8 @@ def _default_service() -> dict[str, Dist]:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    nodes: int = _doc(1, "Redis master nodes; slots split evenly as redis-cli --cluster create does")
-    service: dict[str, Dist] = _doc(
+    nodes: int = doc(1, "Redis master nodes; slots split evenly as redis-cli --cluster create does")
+    service: dict[str, Dist] = doc(
         _default_service,
         "service time per script name; 'default' covers the rest "
         "(10 us ~ 95k EVALSHA/s: redis-benchmark on this machine, 50 clients)",
@@ -144,8 +85,8 @@ class RedisConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
-        _require("default" in self.service, "redis.service needs a 'default' entry")
+        require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
+        require("default" in self.service, "redis.service needs a 'default' entry")
 
     def service_of(self, script: str) -> Dist:
         return self.service.get(script, self.service["default"])
@@ -153,23 +94,23 @@ class RedisConfig:
 
 @dataclass(frozen=True)
 class Report:
-    timeline_interval: float = _doc(0.01, "seconds between inventory samples in Result.timeline")
+    timeline_interval: float = doc(0.01, "seconds between inventory samples in Result.timeline")
 
     def __post_init__(self) -> None:
-        _require(self.timeline_interval > 0, f"report.timeline_interval must be > 0 (got {self.timeline_interval})")
+        require(self.timeline_interval > 0, f"report.timeline_interval must be > 0 (got {self.timeline_interval})")
 
 
 @dataclass(frozen=True)
 class Scenario:
     """One flash sale: stock, buyers, the world they hit, and the strategy under test."""
 
-    name: str = _doc("default", "label carried into results")
-    strategy: str = _doc("single_redis", "strategy under test (flashsim compare runs them all)")
-    sale: Sale = _doc(Sale, "", factory=True)
-    workload: Workload = _doc(Workload, "", factory=True)
-    network: Network = _doc(Network, "", factory=True)
-    redis: RedisConfig = _doc(RedisConfig, "", factory=True)
-    report: Report = _doc(Report, "", factory=True)
+    name: str = doc("default", "label carried into results")
+    strategy: str = doc("single_redis", "strategy under test (flashsim compare runs them all)")
+    sale: Sale = doc(Sale, "", factory=True)
+    workload: Workload = doc(Workload, "", factory=True)
+    network: Network = doc(Network, "", factory=True)
+    redis: RedisConfig = doc(RedisConfig, "", factory=True)
+    report: Report = doc(Report, "", factory=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
@@ -185,7 +126,7 @@ class Scenario:
         for assignment in assignments:
             path, sep, raw = assignment.partition("=")
             path = path.strip()
-            _require(sep == "=" and path != "", f"--set expects dotted.key=value (got {assignment!r})")
+            require(sep == "=" and path != "", f"--set expects dotted.key=value (got {assignment!r})")
             _assign(data, type(self), path.split("."), _parse_value(raw.strip()), path)
         return Scenario.from_dict(data)
 
@@ -227,7 +168,7 @@ def _assign(data: dict, cls: Any, parts: list[str], value: Any, full: str) -> No
     child = data[key]
     if is_dataclass(child_type) and not isinstance(child, dict):
         child = data[key] = dataclasses.asdict(_build(child_type, child, full))
-    _require(isinstance(child, dict), f"{'.'.join(full.split('.')[:-len(parts) + 1])} is not a table")
+    require(isinstance(child, dict), f"{'.'.join(full.split('.')[:-len(parts) + 1])} is not a table")
     _assign(child, child_type, parts[1:], value, full)
 
 
@@ -235,7 +176,7 @@ def _build(cls: Any, value: Any, path: str) -> Any:
     where = path or "scenario"
     origin = typing.get_origin(cls)
     if origin is dict:
-        _require(isinstance(value, dict), f"{where}: expected a table, got {value!r}")
+        require(isinstance(value, dict), f"{where}: expected a table, got {value!r}")
         item_type = typing.get_args(cls)[1]
         return {str(k): _build(item_type, v, f"{path}.{k}") for k, v in value.items()}
     if is_dataclass(cls):
@@ -261,20 +202,20 @@ def _build(cls: Any, value: Any, path: str) -> Any:
             message = str(err)
             raise ScenarioError(message if message.startswith(path) or not path else f"{path}: {message}") from None
     if cls is bool:
-        _require(isinstance(value, bool), f"{where}: expected true or false, got {value!r}")
+        require(isinstance(value, bool), f"{where}: expected true or false, got {value!r}")
         return value
     if cls is int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        _require(isinstance(value, int) and not isinstance(value, bool), f"{where}: expected an integer, got {value!r}")
+        require(isinstance(value, int) and not isinstance(value, bool), f"{where}: expected an integer, got {value!r}")
         return value
     if cls is float:
         if isinstance(value, str) and value.strip().lower() in ("inf", "+inf"):
             return math.inf
-        _require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: expected a number, got {value!r}")
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: expected a number, got {value!r}")
         return float(value)
     if cls is str:
-        _require(isinstance(value, str), f"{where}: expected text, got {value!r}")
+        require(isinstance(value, str), f"{where}: expected text, got {value!r}")
         return value
     raise TypeError(f"{where}: unsupported field type {cls!r}")  # a bug in the scenario classes
 

@@ -22,7 +22,7 @@ from engine.result import Result
 from engine.scenario import Scenario, ScenarioError, load_scenario, reference_rows
 from engine.strategies import STRATEGIES
 
-from .output import save_result, write_json
+from .output import save_result
 from .world import resolve_strategy, simulate
 
 EXIT_USAGE = 2

@@ -16,8 +16,8 @@ request); closed-loop users additionally arm a timer (see :mod:`sim.clients`).
 from __future__ import annotations
 
 import math
-from heapq import heappush
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 import simpy

@@ -21,7 +21,6 @@ from .clients import ClosedLoopUsers, OpenLoopClients, Progress
 from .interpreter import Interpreter, Task, schedule_call
 from .redis_node import RedisCluster
 
-
 # Servers beyond Redis (a database, a message queue) install themselves here: each
 # installer is called with the new World and adds its component (an attribute)
 # and the interpreter handlers for its ops. Keep the list order fixed.

@@ -13,9 +13,10 @@ tables become lists, integers stay integers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 Store = dict[str, Any]
 Twin = Callable[[Store, tuple, tuple], Any]
