@@ -116,8 +116,15 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     return Result(
         scenario=scenario, strategy=cls.name, seed=streams.seed, mode="sim", requests=requests,
         timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
-        wall_seconds=time.perf_counter() - wall,
+        events=_events_frame(strat.event_log, t0), wall_seconds=time.perf_counter() - wall,
     )
+
+
+def _events_frame(log: list[dict[str, Any]], t0: float) -> pd.DataFrame:
+    events = pd.DataFrame(log)
+    if not events.empty:
+        events["t"] = events["t"] - t0  # seconds from sale start, like every other table
+    return events
 
 
 def _ignore(_task: Task, _value: Any) -> None:

@@ -37,6 +37,7 @@ class Strategy:
         self.rng = rng
         self.namespace = namespace
         self.sold_out_seen = False
+        self.event_log: list[dict[str, Any]] = []  # notable moments (switches, injections, ...)
 
     # --- life cycle -----------------------------------------------------
     def setup(self) -> Ops:
@@ -63,6 +64,10 @@ class Strategy:
     def counters(self) -> dict[str, float]:
         """Strategy-specific figures for the summary (retries, injections, ...)."""
         return {}
+
+    def note(self, t: float, kind: str, **fields: Any) -> None:
+        """Record a notable moment (time from a ``Now()`` op); ends up in ``Result.events``."""
+        self.event_log.append({"t": t, "kind": kind, **fields})
 
     # --- shared helpers -------------------------------------------------
     def _refuse_locally(self, request: Request) -> bool:
