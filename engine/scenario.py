@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .db_config import DbConfig
 from .fields import Dist, Qty, ScenarioError, choice, doc, require
 
 
@@ -68,6 +69,7 @@ class Workload:
 @dataclass(frozen=True)
 class Network:
     redis: Dist = doc(lambda: Dist("deterministic", 0.0001), "one-way delay app <-> Redis node (LAN: 0.1-0.25 ms)", factory=True)
+    db: Dist = doc(lambda: Dist("deterministic", 0.00015), "one-way delay app <-> DB server (LAN round trip 0.2-0.5 ms)", factory=True)
 
 
 def _default_service() -> dict[str, Dist]:
@@ -111,6 +113,7 @@ class Scenario:
     network: Network = doc(Network, "", factory=True)
     redis: RedisConfig = doc(RedisConfig, "", factory=True)
     report: Report = doc(Report, "", factory=True)
+    db: DbConfig = doc(DbConfig, "", factory=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
