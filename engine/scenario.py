@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from .db_config import DbConfig
 from .fields import Dist, Qty, ScenarioError, choice, doc, require
+from .pipeline_config import PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class RedisConfig:
 
     def __post_init__(self) -> None:
         require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
-        require("default" in self.service, "redis.service needs a 'default' entry")
+        if "default" not in self.service:  # a partial table adds to the defaults, never drops them
+            object.__setattr__(self, "service", {**_default_service(), **self.service})
 
     def service_of(self, script: str) -> Dist:
         return self.service.get(script, self.service["default"])
@@ -114,6 +116,7 @@ class Scenario:
     redis: RedisConfig = doc(RedisConfig, "", factory=True)
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)
+    pipeline: PipelineConfig = doc(PipelineConfig, "", factory=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:

@@ -9,10 +9,12 @@ hide its queue by slowing the senders (no coordinated omission).
 from __future__ import annotations
 
 import math
+from heapq import heappop
 from collections.abc import Callable
 
 import numpy as np
 import simpy
+from simpy.events import PENDING
 
 from engine.distributions import sampler
 from engine.model import Outcome, Request
@@ -21,6 +23,8 @@ from engine.streams import Streams
 from engine.workload import Schedule, draw_qty
 
 from .interpreter import Interpreter, Task, schedule_call
+
+TIMEOUT = Outcome.TIMEOUT
 
 Progress = Callable[[int, int | None], None]
 
@@ -105,14 +109,20 @@ class OpenLoopClients:
         times = self.times
         n = len(times)
         t0 = self.t0
-        step = env.step
-        while not until.triggered:
+        arrive = self._arrive
+        while until._value is PENDING:
             t_next = t0 + times[self.next] if self.next < n else math.inf
             if queue and queue[0][0] <= t_next:
-                step()
+                # simpy.Environment.step, inlined: this loop runs once per event
+                env._now, _, _, event = heappop(queue)  # type: ignore[attr-defined]
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    raise event._value
             elif t_next < math.inf:
                 env._now = t_next  # type: ignore[attr-defined]
-                self._arrive()
+                arrive()
             else:
                 break
         if not until.processed and queue:
@@ -131,13 +141,13 @@ class OpenLoopClients:
 
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
-        if outcome == Outcome.TIMEOUT:
+        if outcome is TIMEOUT:
             t_done = self.times[i] + self.timeout
         else:
             t_done = self.env._now - self.t0
         log = self.log
         log.t_done[i] = t_done
-        log.outcome[i] = outcome
+        log.outcome[i] = outcome._value_
         log.node[i] = task.node
         log.ops[i] = task.ops
         self.pending -= 1

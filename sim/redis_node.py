@@ -91,6 +91,7 @@ class RedisCluster:
         self.env = env
         self.nodes = [RedisNode(i, config, rng) for i, rng in enumerate(node_rngs)]
         self.slots = SlotMap.even(config.nodes)
+        self._route: dict[str, RedisNode] = {}  # key -> owning node, filled on first use
         self.hop_constant = hop.is_constant
         self._hop = sampler(hop, network_rng)
         self._hop_mean = float(hop.mean)
@@ -106,7 +107,10 @@ class RedisCluster:
         return node.store.get(key)
 
     def submit(self, op: Eval, task: Task) -> None:
-        node = self.nodes[self.slots.node_of(op.keys[0])]
+        key = op.keys[0]
+        node = self._route.get(key)
+        if node is None:
+            node = self._route[key] = self.nodes[self.slots.node_of(key)]
         task.node = node.index
         now = self.env._now
         if self.hop_constant:
@@ -124,5 +128,7 @@ class RedisCluster:
 
     def _deliver(self, event: simpy.Event) -> None:
         task: Task = event._value
-        self.nodes[task.node].advance(self.env._now)
+        node = self.nodes[task.node]
+        if node.pending:
+            node.advance(self.env._now)
         self.interpreter.resume_checked(task)

@@ -15,7 +15,7 @@ from engine.result import Result, requests_frame, summarize
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
-from engine.workload import open_loop_schedule
+from engine.workload import Schedule, open_loop_schedule
 
 from .clients import ClosedLoopUsers, OpenLoopClients, Progress
 from .interpreter import Interpreter, Task, schedule_call
@@ -63,11 +63,13 @@ def resolve_strategy(scenario: Scenario, strategy: str | None) -> type[Strategy]
 
 
 def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
-             progress: Progress | None = None) -> Result:
+             progress: Progress | None = None, schedule: Schedule | None = None) -> Result:
     """Run one sale of ``scenario`` with ``strategy`` (default: ``scenario.strategy``).
 
     Same scenario and seed give identical results; the buyers' arrivals depend
-    only on the workload and the seed, not on the strategy.
+    only on the workload and the seed, not on the strategy. ``schedule``
+    replays given open-loop arrivals (e.g. a recorded trace) instead of
+    drawing them from the workload section.
     """
     wall = time.perf_counter()
     cls = resolve_strategy(scenario, strategy)
@@ -82,11 +84,12 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     t0 = env.now
 
     clients_done = env.event()
-    if scenario.workload.kind == "closed":
+    if schedule is None and scenario.workload.kind == "closed":
         clients: Any = ClosedLoopUsers(env, world.interpreter, strat.deduct, scenario.workload, streams,
                                        lambda: clients_done.succeed(), progress)
     else:
-        schedule = open_loop_schedule(scenario.workload, streams)
+        if schedule is None:
+            schedule = open_loop_schedule(scenario.workload, streams)
         clients = OpenLoopClients(env, world.interpreter, strat.deduct, schedule,
                                   scenario.workload.timeout, lambda: clients_done.succeed(), progress)
 

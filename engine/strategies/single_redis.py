@@ -25,16 +25,19 @@ class SingleRedis(Strategy):
         super().__init__(*args, **kwargs)
         self.counter = StockKeys(self.namespace, self.scenario.sale.sku)
         self._keys = self.counter.all()
+        self._use_flag = self.scenario.sale.soldout_flag
 
     def setup(self) -> Ops:
         yield from init_counter(self._keys, self.scenario.sale.stock)
 
     def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
-        if self._refuse_locally(request):
+        # the hot path of every simulation: kept free of helper calls on purpose
+        if self.sold_out_seen and self._use_flag:
             return Outcome.SOLD_OUT
         remaining = yield Eval("deduct", self._keys, (request.qty,))
         if remaining >= 0:
-            self._learn(request, remaining)
+            if remaining == 0:
+                self.sold_out_seen = True
             return Outcome.OK
         if remaining == SOLD_OUT:
             self._learn(request, remaining)

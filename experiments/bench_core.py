@@ -1,0 +1,84 @@
+"""Benchmark: the simulator's request path against SimPy's own bare M/M/1, in one process.
+
+(a) simulated requests per wall-second: single_redis, Poisson arrivals, network
+    delay both ways, 1,000,000 requests (the whole flashsim path: arrival, engine
+    generator, hop, FIFO node, Lua twin, hop back, columnar record);
+(b) SimPy's textbook M/M/1 on ``simpy.Resource``: customers per wall-second;
+and the ratio a/b (target >= 1.5) and the peak RSS of the process (target <= 500 MB).
+
+    .venv/bin/python experiments/bench_core.py [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+import numpy as np
+import simpy
+
+from engine.scenario import Scenario
+from sim import simulate
+
+
+def simpy_mm1(customers: int, lam: float = 80_000.0, mu: float = 100_000.0, seed: int = 1) -> float:
+    """SimPy's own M/M/1 (a Process per customer, a Resource request per service); customers/s."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / lam, customers).tolist()
+    services = rng.exponential(1 / mu, customers).tolist()
+    env = simpy.Environment()
+    server = simpy.Resource(env, capacity=1)
+    latency = np.empty(customers)
+
+    def customer(i: int):
+        start = env.now
+        with server.request() as request:
+            yield request
+            yield env.timeout(services[i])
+        latency[i] = env.now - start
+
+    def source():
+        for i in range(customers):
+            yield env.timeout(gaps[i])
+            env.process(customer(i))
+
+    env.process(source())
+    began = time.perf_counter()
+    env.run()
+    elapsed = time.perf_counter() - began
+    assert abs(latency.mean() - 1 / (mu - lam)) / (1 / (mu - lam)) < 0.2  # it really is an M/M/1
+    return customers / elapsed
+
+
+def flashsim_requests(requests: int, rate: float = 60_000.0) -> tuple[float, int]:
+    scenario = Scenario().with_overrides([
+        "workload.kind=poisson", f"workload.rate={rate}", f"workload.duration={requests / rate}",
+        "sale.stock=1000000000000", "network.redis=0.0001",
+    ])
+    began = time.perf_counter()
+    result = simulate(scenario, seed=1)
+    elapsed = time.perf_counter() - began
+    assert result.violations == [] and result.summary["ok"] == len(result.requests)
+    return len(result.requests) / elapsed, len(result.requests)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--mm1-customers", type=int, default=300_000)
+    args = parser.parse_args()
+    b = simpy_mm1(args.mm1_customers)
+    print(f"(b) SimPy bare M/M/1 (simpy.Resource): {b:,.0f} customers/s ({args.mm1_customers:,} customers)")
+    a, n = flashsim_requests(args.requests)
+    print(f"(a) flashsim single_redis, Poisson, hop both ways: {a:,.0f} simulated requests/s ({n:,} requests)")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    ratio = a / b
+    print(f"ratio a/b = {ratio:.2f}  (target >= 1.5)")
+    print(f"peak RSS = {peak_mb:,.0f} MB  (target <= 500 MB)")
+    return 0 if ratio >= 1.5 and peak_mb <= 500 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
