@@ -112,5 +112,5 @@ class StockKeys:
     def sold(self) -> str:
         return f"{self.namespace}:sold:{{{self.tag}}}"
 
-    def all(self) -> tuple[str, ...]:
+    def all(self) -> tuple[str, str]:
         return (self.stock, self.sold)

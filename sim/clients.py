@@ -72,7 +72,7 @@ class OpenLoopClients:
     """Sends request i at ``t0 + schedule.times[i]``, whatever happened before."""
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
-                 schedule: Schedule, timeout: float, on_all_done: Callable[[], None],
+                 schedule: Schedule, timeout: float, on_all_done: Callable[[], object],
                  progress: Progress | None = None):
         self.env = env
         self.interpreter = interpreter
@@ -115,7 +115,7 @@ class OpenLoopClients:
             if queue and queue[0][0] <= t_next:
                 # simpy.Environment.step, inlined: this loop runs once per event
                 env._now, _, _, event = heappop(queue)  # type: ignore[attr-defined]
-                callbacks, event.callbacks = event.callbacks, None
+                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
                 for callback in callbacks:
                     callback(event)
                 if not event._ok and not hasattr(event, "_defused"):
@@ -161,7 +161,7 @@ class ClosedLoopUsers:
     """``users`` buyers, each sending, waiting (or timing out), thinking, sending again."""
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
-                 workload: Workload, streams: Streams, on_all_done: Callable[[], None],
+                 workload: Workload, streams: Streams, on_all_done: Callable[[], object],
                  progress: Progress | None = None):
         self.env = env
         self.interpreter = interpreter

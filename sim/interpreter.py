@@ -26,7 +26,7 @@ from simpy.events import NORMAL
 from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep
 
-Done = Callable[["Task", Any], None]
+Done = Callable[["Task", Any], object]
 
 
 class Task:

@@ -131,4 +131,4 @@ class RedisCluster:
         node = self.nodes[task.node]
         if node.pending:
             node.advance(self.env._now)
-        self.interpreter.resume_checked(task)
+        self.interpreter.resume_checked(task)  # type: ignore[union-attr]

@@ -49,7 +49,7 @@ class World:
     def run_to_end(self, gen: Any) -> Any:
         """Run one generator to completion (setup, drain), advancing simulated time."""
         finished = self.env.event()
-        self.interpreter.start(gen, lambda _task, value: finished.succeed(value))
+        self.interpreter.start(gen, lambda _task, value: finished.succeed(value))  # type: ignore[arg-type]
         if not finished.triggered:
             self.env.run(until=finished)
         return finished.value
