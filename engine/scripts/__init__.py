@@ -49,3 +49,4 @@ def get(name: str) -> Script:
 
 
 from . import stock  # noqa: E402,F401  (registers the stock scripts)
+from . import partition  # noqa: E402,F401  (registers the partition and pool scripts of the sharded strategy)
