@@ -1,0 +1,152 @@
+"""The asyncio interpreter of engine generators: the real twin of ``sim/interpreter.py``.
+
+A :class:`Task` wraps one generator (a buyer's request, a background trigger,
+setup, drain). :meth:`RealInterpreter.resume` sends it the result of its last
+op and runs it until it yields an op that needs a server or the clock:
+
+- ``Eval``  -> EVALSHA on the master owning ``keys[0]`` (:mod:`engine.real.links`);
+- ``Now``   -> the event loop's clock, in seconds since the run's origin (the
+  instant setup began, as simulated time starts at 0 before setup);
+- ``Sleep`` -> a loop timer;
+- anything else -> ``handlers[type(op)](task, op)`` installed by the MQ and SQL
+  drivers; an op nobody handles stops the run with a message naming it.
+
+No asyncio Task per request: replies wake generators directly from the lane
+that read them. Client timeouts are lazy, as in the simulator: a request
+whose next wake comes after its deadline is abandoned and reported at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ..model import Outcome
+from ..ops import Eval, Now, Sleep
+
+Done = Callable[["Task", Any], None]
+
+
+class UnsupportedOp(Exception):
+    """A strategy yielded an op the real driver cannot run yet."""
+
+
+class Task:
+    """One running engine generator."""
+
+    __slots__ = ("gen", "done", "deadline", "node", "ops", "tag", "finished")
+
+    def __init__(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None):
+        self.gen = gen
+        self.done = done
+        self.deadline = deadline  # loop time after which the client has given up
+        self.node = -1  # last Redis master this task talked to
+        self.ops = 0  # ops that left the app (server round trips)
+        self.tag = tag
+        self.finished = False
+
+
+class RealInterpreter:
+    """Runs engine generators against real servers on one asyncio loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: float):
+        self.loop = loop
+        self.origin = origin  # loop time that Now() reports as 0
+        self.redis: Any = None  # RedisLinks, set once connected
+        self.handlers: dict[type, Callable[[Task, Any], None]] = {}
+        self.stopping = False  # the sale is over: background tasks end at their next wake
+        self.failure: asyncio.Future[None] = loop.create_future()
+        self.failure_error: Exception | None = None
+        self.errors = 0  # requests ended by an exception (a server error reply the strategy did not handle)
+        self.first_error: str | None = None
+
+    def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None) -> Task:
+        task = Task(gen, done, deadline, tag)
+        self.resume(task, None)
+        return task
+
+    def resume(self, task: Task, value: Any, error: Exception | None = None) -> None:
+        """Send ``value`` (or throw ``error``) into the generator and run it to its next waiting op."""
+        gen = task.gen
+        try:
+            op = gen.send(value) if error is None else gen.throw(error)
+            while True:
+                kind = op.__class__
+                if kind is Eval:
+                    task.ops += 1
+                    self.redis.submit(op, task)
+                    return
+                if kind is Now:
+                    op = gen.send(self.loop.time() - self.origin)
+                    continue
+                if kind is Sleep:
+                    self.loop.call_later(max(0.0, op.seconds), self.wake, task, None)
+                    return
+                handler = self.handlers.get(kind)
+                if handler is None:
+                    gen.close()
+                    task.finished = True
+                    known = ", ".join(sorted(k.__name__ for k in (Eval, Now, Sleep, *self.handlers)))
+                    self.abort(UnsupportedOp(f"the real driver cannot run op {kind.__name__} yet "
+                                             f"(it runs: {known})"))
+                    return
+                task.ops += 1
+                handler(task, op)
+                return
+        except StopIteration as stop:
+            task.finished = True
+            task.done(task, stop.value)
+        except Exception as err:  # the strategy raised: a request error, or a fatal background failure
+            task.finished = True
+            self._crashed(task, err)
+
+    def wake(self, task: Task, reply: Any) -> None:
+        """Resume ``task`` with ``reply`` (called by lanes, timers and other drivers)."""
+        if task.finished:
+            return
+        if self.loop.time() > task.deadline:
+            task.gen.close()
+            task.finished = True
+            task.done(task, Outcome.TIMEOUT)
+            return
+        if self.stopping and task.tag == "background":
+            task.gen.close()
+            task.finished = True
+            task.done(task, None)
+            return
+        self.resume(task, reply)
+
+    def fail(self, task: Task, err: Exception) -> None:
+        """A server answered with an error: raise it inside the generator, where the strategy may handle it."""
+        if not task.finished:
+            self.resume(task, None, err)
+
+    def _crashed(self, task: Task, err: Exception) -> None:
+        if isinstance(task.tag, int):  # a buyer's request: counted as an error, the run goes on
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = f"{err.__class__.__name__}: {err}"
+            task.done(task, Outcome.ERROR)
+        else:  # setup, drain or a background task: the run cannot be trusted
+            self.abort(RuntimeError(f"{task.tag or 'a task'} failed: {err.__class__.__name__}: {err}"))
+
+    def abort(self, err: Exception) -> None:
+        """Stop the run: whoever awaits :attr:`failure` gets ``err``."""
+        if not self.failure.done():
+            self.failure.set_result(None)
+            self.failure_error = err
+
+    async def run_to_end(self, gen: Any, tag: str) -> Any:
+        """Run one generator (setup, drain) to completion; raise if the run failed meanwhile."""
+        finished: asyncio.Future[Any] = self.loop.create_future()
+        self.start(gen, lambda _task, value: finished.done() or finished.set_result(value), math.inf, tag)
+        await self.until(finished)
+        return finished.result()
+
+    async def until(self, awaitable: asyncio.Future[Any]) -> None:
+        """Wait for ``awaitable`` unless the run fails first (then raise the failure)."""
+        await asyncio.wait([awaitable, self.failure], return_when=asyncio.FIRST_COMPLETED)
+        if self.failure.done() and self.failure_error is not None:
+            raise self.failure_error

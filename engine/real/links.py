@@ -1,0 +1,161 @@
+"""EVALSHA to the masters of a real Redis, auto-pipelined.
+
+Every ``Eval`` op of every running task is routed by slot (CRC16 of the hash
+tag, :func:`engine.keys.key_slot`) to the master that owns it, and queued on
+one of that master's *lanes* (connections). A lane writes everything queued
+since its last write as one pipeline and reads the replies in order, so many
+concurrent buyers share a few connections, as a busy app server's client
+would: one write and one read wake up many requests. That is how the driver
+keeps up with ``redis-benchmark`` from Python.
+
+Scripts are loaded on every master up front; a ``NOSCRIPT`` reply (a server
+restarted or flushed its script cache) reloads the script on that connection
+and resends the op; a ``MOVED`` reply updates the slot owner and resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError
+
+from .. import scripts
+from ..keys import key_slot
+from ..ops import Eval
+from .target import RedisTarget, TargetError, Topology
+
+if TYPE_CHECKING:
+    from .interpreter import RealInterpreter, Task
+
+MAX_BATCH = 512
+MAX_REDIRECTS = 5
+
+
+def sha1(lua: str) -> str:
+    """The SHA1 Redis names a script by (what EVALSHA wants)."""
+    return hashlib.sha1(lua.encode("utf-8")).hexdigest()
+
+
+class Lane:
+    """One connection to one master: a queue of ops written as one pipeline per turn."""
+
+    def __init__(self, links: RedisLinks, node: int, connection: Any):
+        self.links = links
+        self.node = node
+        self.connection = connection
+        self.queue: deque[tuple[Task, Eval, int]] = deque()
+        self.busy = False
+
+    def put(self, task: Task, op: Eval, redirects: int = 0) -> None:
+        self.queue.append((task, op, redirects))
+        if not self.busy:
+            self.busy = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        conn = self.connection
+        links = self.links
+        interpreter = links.interpreter
+        shas = links.shas
+        queue = self.queue
+        try:
+            while queue:
+                size = min(len(queue), MAX_BATCH)
+                batch = [queue.popleft() for _ in range(size)]
+                commands = [("EVALSHA", shas[op.script], len(op.keys), *op.keys, *op.args) for _, op, _ in batch]
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                retry: list[tuple[Task, Eval, int]] = []
+                for item in batch:
+                    try:
+                        reply = await conn.read_response()
+                    except NoScriptError:
+                        retry.append(item)
+                    except (MovedError, AskError) as err:
+                        links.redirected(err, item)
+                    except ResponseError as err:
+                        interpreter.fail(item[0], err)
+                    else:
+                        interpreter.wake(item[0], reply)
+                if retry:
+                    await self._reload({op.script for _, op, _ in retry})
+                    queue.extendleft(reversed(retry))
+        except Exception as err:  # a lost connection ends the run with one clear message
+            interpreter.abort(TargetError(f"Redis master {links.names[self.node]} failed: "
+                                          f"{err.__class__.__name__}: {err}"))
+        finally:
+            self.busy = False
+
+    async def _reload(self, names: set[str]) -> None:
+        for name in sorted(names):
+            await self.connection.send_command("SCRIPT", "LOAD", scripts.get(name).lua, check_health=False)
+            await self.connection.read_response()
+
+
+class RedisLinks:
+    """All lanes to all masters, and the slot routing between them."""
+
+    def __init__(self, target: RedisTarget, topology: Topology, interpreter: RealInterpreter, lanes: int = 4):
+        self.target = target
+        self.topology = topology
+        self.interpreter = interpreter
+        self.owner = topology.owners()
+        self.names = [f"{h}:{p}" if h else target.describe() for h, p in topology.masters]
+        self.lanes_per_node = max(1, lanes)
+        self.lanes: list[list[Lane]] = []
+        self._turn: list[int] = []
+        self._node_of: dict[str, int] = {}
+        self.shas = {name: sha1(script.lua) for name, script in scripts.REGISTRY.items()}
+
+    async def open(self) -> None:
+        """Connect every lane and load every registered script on every master."""
+        for node, (host, port) in enumerate(self.topology.masters):
+            lanes = []
+            for _ in range(self.lanes_per_node):
+                conn = self.target.connection(host, port)
+                try:
+                    await conn.connect()
+                except Exception as err:
+                    raise TargetError(f"cannot connect to Redis master {self.names[node]}: {err}") from None
+                lanes.append(Lane(self, node, conn))
+            await lanes[0]._reload(set(scripts.REGISTRY))
+            self.lanes.append(lanes)
+            self._turn.append(0)
+
+    async def close(self) -> None:
+        for lanes in self.lanes:
+            for lane in lanes:
+                await lane.connection.disconnect()
+
+    def node_of(self, key: str) -> int:
+        node = self._node_of.get(key)
+        if node is None:
+            node = self._node_of[key] = self.owner[key_slot(key)]
+        return node
+
+    def submit(self, op: Eval, task: Task, redirects: int = 0) -> None:
+        if op.script not in self.shas:
+            scripts.get(op.script)  # raises: unknown script, with the known names
+        node = self.node_of(op.keys[0])
+        task.node = node
+        turn = self._turn[node]
+        lanes = self.lanes[node]
+        self._turn[node] = (turn + 1) % len(lanes)
+        lanes[turn].put(task, op, redirects)
+
+    def redirected(self, err: ResponseError, item: tuple[Task, Eval, int]) -> None:
+        """MOVED/ASK: the slot lives elsewhere now; follow it if it is a known master."""
+        task, op, redirects = item
+        parts = str(err).split()
+        address = parts[-1] if parts else ""
+        if redirects >= MAX_REDIRECTS or address not in self.names:
+            self.interpreter.abort(TargetError(f"cluster topology changed during the run ({err})"))
+            return
+        node = self.names.index(address)
+        if isinstance(err, MovedError):
+            self.owner[key_slot(op.keys[0])] = node
+            self._node_of.clear()
+        task.node = node
+        self.lanes[node][0].put(task, op, redirects + 1)

@@ -1,0 +1,220 @@
+"""Buyers against real servers: one worker process's share of the load.
+
+The coordinator (:mod:`engine.real.run`) forks ``workers`` processes after
+setup, so each starts with the strategy's app state as setup left it (like app
+servers started after a deploy). Worker ``k`` of ``W``:
+
+- open loop: sends request ``i`` (for ``i % W == k``) of the scenario's own
+  arrival schedule at ``t0 + times[i]`` on the shared monotonic clock, whatever
+  happened before; latency runs from that intended instant;
+- closed loop: runs users ``u % W == k``, each sending, waiting, thinking;
+- worker 0 also runs the strategy's background generators and, once every
+  worker's buyers are done (a barrier), its drain: worker 0 is the app
+  instance that owns the triggers, as in the simulator's single app.
+
+Each worker returns columnar arrays (no object per request survives it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..distributions import sampler
+from ..model import Outcome, Request
+from ..scenario import Scenario
+from ..streams import Streams
+from ..workload import Schedule, draw_qty
+from .interpreter import RealInterpreter, Task
+
+YIELD_EVERY = 128  # arrivals released before letting the lanes write (when the sender is behind)
+
+
+@dataclass
+class WorkerPlan:
+    """What one worker process does; built by the coordinator before the fork."""
+
+    index: int
+    workers: int
+    scenario: Scenario
+    seed: int
+    origin: float  # loop time of Now() == 0
+    t0: float  # loop time of the sale start
+    schedule: Schedule | None  # open loop: the whole schedule (the worker takes its share)
+    barrier: Any  # multiprocessing.Barrier shared by the workers
+    progress: Any  # multiprocessing.Array('q', workers): requests finished per worker
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerLog:
+    """Per-request columns of one worker (open loop: indexed by schedule position)."""
+
+    index: np.ndarray
+    t_arrival: np.ndarray
+    t_done: np.ndarray
+    outcome: np.ndarray
+    qty: np.ndarray
+    node: np.ndarray
+    ops: np.ndarray
+
+
+class OpenLoopSender:
+    """Sends this worker's share of an arrival schedule at the intended instants."""
+
+    def __init__(self, interpreter: RealInterpreter, deduct: Callable, plan: WorkerPlan):
+        assert plan.schedule is not None
+        self.interpreter = interpreter
+        self.deduct = deduct
+        self.plan = plan
+        self.indices = np.arange(plan.index, len(plan.schedule), plan.workers)
+        self.times = plan.schedule.times[self.indices].tolist()
+        self.qtys = plan.schedule.qty[self.indices].tolist()
+        n = len(self.indices)
+        self.t_done = np.full(n, np.nan)
+        self.outcome = np.full(n, -1, dtype=np.int8)
+        self.node = np.full(n, -1, dtype=np.int16)
+        self.ops = np.zeros(n, dtype=np.int32)
+        self.pending = 0
+        self.finished = 0
+        self.all_done: asyncio.Future[None] = interpreter.loop.create_future()
+
+    async def run(self) -> None:
+        loop = self.interpreter.loop
+        t0 = self.plan.t0
+        timeout = self.plan.scenario.workload.timeout
+        start = self.interpreter.start
+        ids = self.indices.tolist()
+        for j, t in enumerate(self.times):
+            t_send = t0 + t
+            if t_send > loop.time():
+                await asyncio.sleep(t_send - loop.time())
+            elif j % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            self.pending += 1
+            start(self.deduct(Request(ids[j], self.qtys[j], t)), self._done, t_send + timeout, j)
+        if self.pending == 0 and not self.all_done.done():
+            self.all_done.set_result(None)
+        await self.interpreter.until(self.all_done)
+
+    def _done(self, task: Task, outcome: Outcome) -> None:
+        j = task.tag
+        if outcome == Outcome.TIMEOUT:
+            self.t_done[j] = self.times[j] + self.plan.scenario.workload.timeout
+        else:
+            self.t_done[j] = self.interpreter.loop.time() - self.plan.t0
+        self.outcome[j] = outcome
+        self.node[j] = task.node
+        self.ops[j] = task.ops
+        self.pending -= 1
+        self.finished += 1
+        if self.finished & 0xFF == 0:
+            self.plan.progress[self.plan.index] = self.finished
+        if self.pending == 0 and self.finished == len(self.times) and not self.all_done.done():
+            self.all_done.set_result(None)
+
+    def log(self) -> WorkerLog:
+        return WorkerLog(self.indices, np.asarray(self.times), self.t_done, self.outcome,
+                         np.asarray(self.qtys, dtype=np.int64), self.node, self.ops)
+
+
+class ClosedLoopUsers:
+    """This worker's users: send, wait (or time out), think, send again until the end."""
+
+    def __init__(self, interpreter: RealInterpreter, deduct: Callable, plan: WorkerPlan):
+        self.interpreter = interpreter
+        self.deduct = deduct
+        self.plan = plan
+        workload = plan.scenario.workload
+        self.workload = workload
+        streams = Streams(plan.seed)
+        if plan.workers == 1:  # exactly the simulator's streams
+            think_rng, self._qty_rng = streams.generator("think"), streams.generator("qty")
+        else:
+            think_rng = streams.generators("think", plan.workers)[plan.index]
+            self._qty_rng = streams.generators("qty", plan.workers)[plan.index]
+        self._think = sampler(workload.think, think_rng)
+        self._qty: Any = iter(())
+        self.users = len(range(plan.index, workload.users, plan.workers))
+        self.rows: list[tuple[float, float, int, int, int, int]] = []  # t_arrival, t_done, outcome, qty, node, ops
+        self._sent: dict[int, tuple[float, int]] = {}
+        self._count = 0
+        self.active = 0
+        self.end = plan.t0 + workload.duration
+        self.all_done: asyncio.Future[None] = interpreter.loop.create_future()
+
+    def _next_qty(self) -> int:
+        try:
+            return next(self._qty)
+        except StopIteration:
+            self._qty = iter(draw_qty(self.workload.qty, self._qty_rng, 4096).tolist())
+            return next(self._qty)
+
+    async def run(self) -> None:
+        self.active = self.users
+        for _ in range(self.users):
+            self._send()
+        if self.users == 0:
+            self.all_done.set_result(None)
+        await self.interpreter.until(self.all_done)
+
+    def _send(self) -> None:
+        loop = self.interpreter.loop
+        now = loop.time()
+        if now >= self.end:
+            self.active -= 1
+            if self.active == 0 and not self.all_done.done():
+                self.all_done.set_result(None)
+            return
+        request_id = self._count * self.plan.workers + self.plan.index  # unique over all workers
+        self._count += 1
+        t = now - self.plan.t0
+        qty = self._next_qty()
+        self._sent[request_id] = (t, qty)
+        task = self.interpreter.start(self.deduct(Request(request_id, qty, t)), self._done,
+                                      now + self.workload.timeout, request_id)
+        if not task.finished and math.isfinite(self.workload.timeout):
+            loop.call_later(self.workload.timeout, self._expire, task)
+
+    def _expire(self, task: Task) -> None:
+        if not task.finished:
+            task.finished = True
+            task.gen.close()
+            self._done(task, Outcome.TIMEOUT)
+
+    def _done(self, task: Task, outcome: Outcome) -> None:
+        t, qty = self._sent.pop(task.tag)
+        loop = self.interpreter.loop
+        t_done = t + self.workload.timeout if outcome == Outcome.TIMEOUT else loop.time() - self.plan.t0
+        self.rows.append((t, t_done, int(outcome), qty, task.node, task.ops))
+        if len(self.rows) & 0xFF == 0:
+            self.plan.progress[self.plan.index] = len(self.rows)
+        loop.call_later(self._think(), self._send)
+
+    def log(self) -> WorkerLog:
+        rows = np.array(self.rows, dtype=float).reshape(-1, 6)
+        return WorkerLog(np.arange(len(rows)), rows[:, 0], rows[:, 1], rows[:, 2].astype(np.int8),
+                         rows[:, 3].astype(np.int64), rows[:, 4].astype(np.int16), rows[:, 5].astype(np.int32))
+
+
+async def wait_barrier(barrier: Any, timeout: float) -> None:
+    """Wait on a process barrier without blocking the event loop (replies keep flowing)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wait() -> None:
+        try:
+            barrier.wait(timeout)
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        except Exception as err:  # BrokenBarrierError: another worker failed
+            failure = RuntimeError(f"another worker failed before the drain ({err.__class__.__name__})")
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(failure))
+
+    threading.Thread(target=wait, daemon=True).start()
+    await done

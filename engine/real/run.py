@@ -1,0 +1,320 @@
+"""run_real(scenario, seed, ...) -> Result: one flash sale against real servers.
+
+The real twin of ``sim.world.simulate``: the same strategy class, the same
+arrival schedule (same seed => the same intended send times), the same
+``Result`` shape (requests frame, summary, timeline, inventory, events), with
+``mode = "real"``. Steps:
+
+1. discover the target (single node or cluster), refuse a namespace that
+   already exists, load the scripts, run the strategy's ``setup``;
+2. fork ``workers`` load-generator processes (:mod:`engine.real.loadgen`),
+   sample the inventory from the servers every ``report.timeline_interval``
+   while they run, worker 0 drains;
+3. read the final inventory back from the servers, check the invariants,
+   delete the namespace (unless ``keep``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..model import Inventory
+from ..result import Result, requests_frame, summarize
+from ..scenario import Scenario
+from ..strategies import STRATEGIES, Strategy, strategy_class
+from ..streams import Streams
+from ..workload import open_loop_schedule
+from . import drivers
+from .interpreter import RealInterpreter
+from .links import RedisLinks
+from .loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
+from .servers import NamespaceInUse, Servers
+from .target import RedisTarget, TargetError, Topology, discover
+
+Progress = Callable[[int, int | None], None]
+START_MARGIN = 0.3  # seconds between the fork and the sale start: workers connect meanwhile
+DRAIN_BARRIER_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class RealOptions:
+    """How to run for real (everything but the scenario and seed)."""
+
+    target: RedisTarget = RedisTarget()
+    namespace: str | None = None  # default: a fresh "fsreal-<hex>"
+    workers: int = 1
+    lanes: int = 4  # connections per master per worker
+    keep: bool = False  # leave the run's keys (and scratch DB) in place for inspection
+
+
+def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
+             options: RealOptions | None = None, progress: Progress | None = None) -> Result:
+    """Run one sale of ``scenario`` against real servers; same ``Result`` shape as ``simulate``."""
+    options = options or RealOptions()
+    if options.workers < 1:
+        raise TargetError(f"workers must be >= 1 (got {options.workers})")
+    wall = time.perf_counter()
+    name = strategy or scenario.strategy
+    if name not in STRATEGIES:
+        raise TargetError(f"unknown strategy {name!r}; choose from: {', '.join(STRATEGIES)}")
+    cls = strategy_class(name)
+    namespace = options.namespace or f"fsreal-{uuid.uuid4().hex[:10]}"
+    streams = Streams(seed)
+    strat = cls(scenario, streams.generator("strategy"), namespace=namespace)
+    owned = False
+    context = drivers.Context(options.target, namespace, options.keep)
+    try:
+        topology, origin, cpu_before = asyncio.run(_prepare(strat, options.target, context))
+        owned = True
+        logs, counters, events, errors, first_error, t0, t_clients, cpu_after, timeline = _load(
+            strat, scenario, seed, options, topology, origin, progress)
+        inventory, checks = asyncio.run(_final(strat, options.target, topology, context))
+    finally:
+        if owned and not options.keep:
+            asyncio.run(_cleanup(options.target, namespace, context))
+    requests = _merge(logs, scenario)
+    node_busy = [after - before for before, after in zip(cpu_before, cpu_after)]
+    summary = summarize(cls.name, requests, inventory, node_busy, t_clients - (t0 - origin), counters)
+    violations = inventory.violations() + checks
+    summary["violations"] = len(violations)
+    summary["driver_errors"] = errors
+    if first_error:
+        print(f"flashsim real: {errors} request(s) failed; first: {first_error}", file=sys.stderr)
+    events_frame = pd.DataFrame(events)
+    if not events_frame.empty:
+        events_frame["t"] = events_frame["t"] - (t0 - origin)
+        events_frame = events_frame.sort_values("t", kind="stable").reset_index(drop=True)
+    return Result(scenario=scenario, strategy=cls.name, seed=streams.seed, mode="real", requests=requests,
+                  timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
+                  events=events_frame, wall_seconds=time.perf_counter() - wall)
+
+
+async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Context
+                   ) -> tuple[Topology, float, list[float]]:
+    topology = await discover(target)
+    servers = Servers(target, topology)
+    try:
+        declared = tuple(strat.keys())
+        foreign = [key for key in declared if not key.startswith(strat.namespace + ":")]
+        if foreign:
+            raise TargetError(f"strategy {strat.name} declares keys outside its namespace "
+                              f"{strat.namespace!r} (e.g. {foreign[0]!r}); refusing to run")
+        found = await servers.existing(strat.namespace)
+        if found:
+            raise NamespaceInUse(f"namespace {strat.namespace!r} already exists on {target.describe()} "
+                                 f"(e.g. {found[0]!r}); pick another or delete it yourself")
+        await drivers.check(context)
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+        interpreter, links, opened = await _interpreter(target, topology, origin, 1, context)
+        try:
+            await interpreter.run_to_end(strat.setup(), "setup")
+        finally:
+            await _close(links, opened)
+        cpu = await servers.cpu_seconds()
+    finally:
+        await servers.close()
+    return topology, origin, cpu
+
+
+async def _interpreter(target: RedisTarget, topology: Topology, origin: float, lanes: int,
+                       context: drivers.Context) -> tuple[RealInterpreter, RedisLinks, list[Any]]:
+    interpreter = RealInterpreter(asyncio.get_running_loop(), origin)
+    links = RedisLinks(target, topology, interpreter, lanes)
+    await links.open()
+    interpreter.redis = links
+    opened = await drivers.install(interpreter, context)
+    return interpreter, links, opened
+
+
+async def _close(links: RedisLinks, opened: list[Any]) -> None:
+    for driver in reversed(opened):
+        await driver.close()
+    await links.close()
+
+
+def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, topology: Topology,
+          origin: float, progress: Progress | None) -> Any:
+    """Fork the workers, sample the timeline while they run, gather their logs."""
+    workers = options.workers
+    ctx = multiprocessing.get_context("fork")
+    schedule = None if scenario.workload.kind == "closed" else open_loop_schedule(scenario.workload, Streams(seed))
+    total = len(schedule) if schedule is not None else None
+    barrier = ctx.Barrier(workers)
+    done_counts = ctx.Array("q", workers, lock=False)
+    t0 = time.monotonic() + START_MARGIN + 0.05 * workers
+    plans = [WorkerPlan(k, workers, scenario, seed, origin, t0, schedule, barrier, done_counts)
+             for k in range(workers)]
+    pipes, procs = [], []
+    for plan in plans:
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_main, args=(plan, strat, options, topology, child), daemon=True)
+        proc.start()
+        child.close()
+        pipes.append(parent)
+        procs.append(proc)
+    results: list[Any] = [None] * workers
+    timeline: list[dict[str, float]] = []
+    try:
+        asyncio.run(_watch(strat, options.target, topology, scenario, t0, origin, pipes, procs, results,
+                           timeline, done_counts, total, progress))
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(5)
+    failures = [r[1] for r in results if r is not None and r[0] != "ok"]
+    if failures or not all(results):
+        barrier.abort()
+        raise TargetError(f"real run failed: {failures[0] if failures else 'a worker died'}")
+    outs = [r[1] for r in results]
+    logs = [o["log"] for o in outs]
+    counters: dict[str, float] = {}
+    for out in outs:
+        for key, value in out["counters"].items():
+            counters[key] = counters.get(key, 0.0) + value
+    events = [e for out in outs for e in out["events"]]
+    errors = sum(o["errors"] for o in outs)
+    first_error = next((o["first_error"] for o in outs if o["first_error"]), None)
+    t_clients = max(o["t_clients"] for o in outs)
+    return logs, counters, events, errors, first_error, t0, t_clients, outs[0]["cpu"], timeline
+
+
+def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology, pipe: Any) -> None:
+    """Entry point of a forked worker process: run its share, send back its log."""
+    try:
+        if plan.index > 0:  # own random choices per app instance (in place: samplers keep their reference)
+            fresh = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, 0x5EA1]))
+            strat.rng.bit_generator.state = fresh.bit_generator.state
+        out = asyncio.run(_worker(plan, strat, options, topology))
+        pipe.send(("ok", out))
+    except BaseException as err:  # report every failure to the coordinator, then exit
+        try:
+            plan.barrier.abort()
+        except Exception:
+            pass
+        pipe.send(("error", f"worker {plan.index}: {err.__class__.__name__}: {err}"))
+    finally:
+        pipe.close()
+        os._exit(0)  # skip the parent's atexit handlers and inherited resources
+
+
+async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology) -> dict[str, Any]:
+    context = drivers.Context(options.target, strat.namespace, options.keep, worker=plan.index)
+    interpreter, links, opened = await _interpreter(options.target, topology, plan.origin, options.lanes, context)
+    loop = asyncio.get_running_loop()
+    try:
+        if plan.index == 0:
+            for gen in strat.background():
+                interpreter.start(gen, lambda _task, _value: None, tag="background")
+        clients: Any = (ClosedLoopUsers if plan.schedule is None else OpenLoopSender)(interpreter, strat.deduct, plan)
+        if plan.t0 > loop.time():
+            await asyncio.sleep(plan.t0 - loop.time())
+        await clients.run()
+        t_clients = loop.time() - plan.origin
+        plan.progress[plan.index] = clients.finished if hasattr(clients, "finished") else len(clients.rows)
+        await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
+        if plan.index == 0:
+            await interpreter.run_to_end(strat.drain(), "drain")
+        interpreter.stopping = True
+        cpu: list[float] = []
+        if plan.index == 0:
+            servers = Servers(options.target, topology)
+            try:
+                cpu = await servers.cpu_seconds()
+            finally:
+                await servers.close()
+        return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
+                "errors": interpreter.errors, "first_error": interpreter.first_error,
+                "t_clients": t_clients, "cpu": cpu}
+    finally:
+        await _close(links, opened)
+
+
+async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,
+                 origin: float, pipes: list[Any], procs: list[Any], results: list[Any],
+                 timeline: list[dict[str, float]], done_counts: Any, total: int | None,
+                 progress: Progress | None) -> None:
+    """Coordinator: sample the inventory from the servers until every worker has reported."""
+    loop = asyncio.get_running_loop()
+    servers = Servers(target, topology)
+    keys = strat.keys()
+    interval = scenario.report.timeline_interval
+    next_sample = t0
+    try:
+        while True:
+            for k, pipe in enumerate(pipes):
+                if results[k] is None and pipe.poll():
+                    results[k] = pipe.recv()
+                    if results[k][0] != "ok":
+                        return
+                elif results[k] is None and not procs[k].is_alive() and not pipe.poll():
+                    results[k] = ("error", f"worker {k} died (exit code {procs[k].exitcode})")
+                    return
+            if all(results):
+                break
+            now = loop.time()
+            if now >= next_sample:
+                snapshot = await servers.snapshot(keys)
+                timeline.append(_row(loop.time() - t0, strat.inventory(snapshot.get)))
+                next_sample = max(next_sample + interval, loop.time())
+                if progress is not None:
+                    progress(int(sum(done_counts)), total)
+            await asyncio.sleep(min(0.01, max(0.0, next_sample - loop.time())))
+        snapshot = await servers.snapshot(keys)
+        timeline.append(_row(loop.time() - t0, strat.inventory(snapshot.get)))
+        if progress is not None:
+            progress(int(sum(done_counts)), total)
+    finally:
+        await servers.close()
+
+
+async def _final(strat: Strategy, target: RedisTarget, topology: Topology, context: drivers.Context
+                 ) -> tuple[Inventory, list[str]]:
+    """The inventory read back from the servers, and the real-only invariant checks."""
+    servers = Servers(target, topology)
+    try:
+        snapshot = await servers.snapshot(strat.keys())
+        inventory = strat.inventory(snapshot.get)
+        checks = await drivers.final_checks(context, strat, inventory)
+    finally:
+        await servers.close()
+    return inventory, checks
+
+
+async def _cleanup(target: RedisTarget, namespace: str, context: drivers.Context) -> None:
+    topology = await discover(target)
+    servers = Servers(target, topology)
+    try:
+        await servers.delete_namespace(namespace)
+    finally:
+        await servers.close()
+    await drivers.cleanup(context)
+
+
+def _merge(logs: list[WorkerLog], scenario: Scenario) -> pd.DataFrame:
+    """One requests table from the workers' logs (open loop: schedule order; closed: by send time)."""
+    index = np.concatenate([log.index for log in logs])
+    columns = {name: np.concatenate([getattr(log, name) for log in logs])
+               for name in ("t_arrival", "t_done", "outcome", "qty", "node", "ops")}
+    order = np.argsort(index, kind="stable") if scenario.workload.kind != "closed" else \
+        np.argsort(columns["t_arrival"], kind="stable")
+    return requests_frame(*(columns[name][order] for name in ("t_arrival", "t_done", "outcome", "qty", "node", "ops")))
+
+
+def _row(t: float, inventory: Inventory) -> dict[str, float]:
+    row = {"t": t, "sold": inventory.sold, "remaining": inventory.remaining}
+    row.update(inventory.holders)
+    row.update({f"in_flight:{k}": v for k, v in inventory.in_flight.items()})
+    return row
