@@ -181,6 +181,8 @@ def reference_markdown() -> str:
 
 command("reference", "print the scenario reference (every key, its default and meaning)")(_reference)(lambda p: None)
 
+from .bench import commands as _bench_commands  # noqa: E402,F401  (registers sweep, plot, plan)
+
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,125 @@
+"""``flashsim sweep | plot | plan``: the research-bench subcommands.
+
+    flashsim sweep FILE [--workers N] [--dask ADDRESS] [--out DIR] [--quiet]
+    flashsim plot RESULTS_DIR [--format png|svg ...] [--out DIR]
+    flashsim plan --peak RATE --p99 SECONDS [--stock N] [SCENARIO.toml] [--set k=v ...]
+
+Registered with :func:`sim.cli.command` when :mod:`sim.cli` imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from ..cli import CliError, command, scenario_arguments, scenario_from
+from .plan import DEFAULT_SIZES, plan
+from .plots import FORMATS, plot_results
+from .runner import default_workers, run_sweep
+from .sweep import load_sweep
+
+HEADLINE = ("goodput", "p50", "p99", "p999", "sold", "refused_with_stock", "violations")
+
+
+def _workers(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {count})")
+    return count
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="sweep definition (TOML), e.g. experiments/sweeps/single_redis_ceiling.toml")
+    parser.add_argument("--workers", type=_workers, default=None,
+                        help=f"local worker processes (default: all cores, here {default_workers()})")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")
+    parser.add_argument("--out", type=Path, help="results folder (default results/<sweep>/<fingerprint>; reused to resume)")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.file)
+    result = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask, quiet=args.quiet)
+    print(f"sweep {sweep.name}: {len(result.runs)} runs ({result.executed} run now, {result.reused} reused) "
+          f"in {result.wall_seconds:.1f} s")
+    print(points_table(result.points))
+    print(f"wrote {result.path}")
+    return 3 if "violations" in result.runs and result.runs["violations"].sum() else 0
+
+
+def points_table(points: pd.DataFrame) -> str:
+    """The per-point means ± CI half-widths of the headline figures, as text."""
+    params = [c for c in points.columns if "." in c]
+    shown = pd.DataFrame({c: points[c] for c in ["strategy", *params, "n"]})
+    for name in HEADLINE:
+        if f"{name}_mean" not in points:
+            continue
+        scale, unit = (1000, " ms") if name.startswith("p") and name[1:].isdigit() else (1, "")
+        shown[name + unit] = [_pm(m * scale, h * scale) for m, h in zip(points[f"{name}_mean"], points[f"{name}_ci"])]
+    return shown.to_string(index=False)
+
+
+def _pm(mean: float, half: float) -> str:
+    if mean != mean:
+        return "-"
+    digits = ",.0f" if abs(mean) >= 100 else ".3g"
+    if half != half or half == 0:
+        return format(mean, digits)
+    return f"{format(mean, digits)} ± {format(half, digits)}"
+
+
+command("sweep", "run a parameter sweep (points x strategies x replications) in parallel, resumable")(_sweep)(
+    _sweep_arguments)
+
+
+def _plot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="a sweep's results folder (runs.parquet) or a run's (requests.parquet)")
+    parser.add_argument("--format", dest="formats", action="append", choices=FORMATS,
+                        help="figure format (repeatable; default png)")
+    parser.add_argument("--out", type=Path, help="where to write figures (default RESULTS/figures)")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    if not args.results.is_dir():
+        raise CliError(f"results folder not found: {args.results}")
+    for path in plot_results(args.results, args.out, args.formats or ["png"]):
+        print(f"wrote {path}")
+    return 0
+
+
+command("plot", "draw the standard figures from a results folder")(_plot)(_plot_arguments)
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    scenario_arguments(parser)
+    parser.add_argument("--peak", type=float, required=True, metavar="RATE", help="peak offered load, requests/s")
+    parser.add_argument("--p99", type=float, required=True, metavar="SECONDS", help="latency SLO: p99 <= this")
+    parser.add_argument("--stock", type=int, help="units on sale (default: the scenario's)")
+    parser.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.split(",")), default=DEFAULT_SIZES,
+                        help=f"sub-domain sizes to try, comma-separated (default {','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--partitions-per-node", type=_workers, default=4, help="partitions on each shard (default 4)")
+    parser.add_argument("--max-shards", type=_workers, default=64, help="give up above this many shards (default 64)")
+    parser.add_argument("--replications", type=_workers, default=3, help="replications per candidate (default 3)")
+    parser.add_argument("--workers", type=_workers, default=None, help="local worker processes (default: all cores)")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run the probes on this Dask scheduler")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    kwargs = {"results_root": args.out} if args.out else {}
+    result = plan(args.peak, args.p99, args.stock, scenario_from(args), sizes=args.sizes,
+                  partitions_per_node=args.partitions_per_node, max_shards=args.max_shards,
+                  replications=args.replications, seed=args.seed, workers=args.workers, dask=args.dask,
+                  quiet=args.quiet, **kwargs)
+    print("evidence (every candidate probed; p99 in ms, worst over replications):")
+    shown = result.evidence.assign(p99_worst=result.evidence["p99_worst"] * 1000,
+                                   p99_mean=result.evidence["p99_mean"] * 1000)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print(f"runs: {result.path / 'runs.parquet'}")
+    print(("answer: " if result.answer else "no answer: ") + result.describe())
+    return 0 if result.answer else 1
+
+
+command("plan", "smallest shard count (and sub-domain size) meeting a p99 SLO at a peak, with no false sold-outs")(
+    _plan)(_plan_arguments)

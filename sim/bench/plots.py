@@ -1,0 +1,238 @@
+"""The standard figures, from a results folder (a sweep's, or one ``flashsim run --out``).
+
+Each figure is drawn only when its data is there:
+
+- ``goodput_vs_load``: goodput (mean, 95 % CI) against offered load, a line per strategy;
+- ``latency_vs_load``: p50 / p99 / p99.9 latency against offered load;
+- ``latency_cdf``: latency distribution per load level (sweeps that ``record = ["latency"]``,
+  or a run's ``requests.parquet``);
+- ``stock_timeline``: stock held by each partition / holder over one sale (``timeline``);
+- ``sync_lag``: any ``*lag*`` figure of the async pipeline against offered load.
+
+Figures are :class:`matplotlib.figure.Figure` objects (no pyplot state), so the
+same functions serve the CLI (``flashsim plot``) and notebooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from engine.scenario import ScenarioError
+
+from .stats import summarize_points
+
+FORMATS = ("png", "svg")
+PERCENTILE_STYLES = {"p50": ":", "p99": "-", "p999": "--"}
+_HOLDER_SKIP = ("run_key", "t", "sold", "remaining")
+
+
+def plot_results(path: str | Path, out: str | Path | None = None,
+                 formats: Sequence[str] = ("png",)) -> list[Path]:
+    """Draw every figure the data in ``path`` supports into ``out`` (default ``path/figures``)."""
+    path = Path(path)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ScenarioError(f"unknown figure format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    if (path / "runs.parquet").exists():
+        figures = sweep_figures(path)
+    elif (path / "requests.parquet").exists():
+        figures = run_figures(path)
+    else:
+        raise ScenarioError(f"{path}: no runs.parquet (a sweep) or requests.parquet (a run) to plot")
+    out = Path(out) if out is not None else path / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures.items():
+        for fmt in formats:
+            target = out / f"{name}.{fmt}"
+            figure.savefig(target, dpi=120, bbox_inches="tight")
+            written.append(target)
+    return written
+
+
+def sweep_figures(path: Path) -> dict[str, Figure]:
+    runs = pd.read_parquet(path / "runs.parquet")
+    x = load_axis(runs)
+    figures: dict[str, Figure] = {}
+    if x is not None:
+        points = summarize_points(runs)
+        figures["goodput_vs_load"] = goodput_figure(points, x)
+        figures["latency_vs_load"] = latency_figure(points, x)
+        lag = [c for c in runs.columns if "lag" in c and pd.api.types.is_numeric_dtype(runs[c])]
+        if lag:
+            figures["sync_lag"] = lag_figure(points, x, lag)
+    if (path / "latency.parquet").exists():
+        figures["latency_cdf"] = cdf_figure(pd.read_parquet(path / "latency.parquet"), runs, x)
+    if (path / "timeline.parquet").exists():
+        figures["stock_timeline"] = timeline_figure(pd.read_parquet(path / "timeline.parquet"), runs, x)
+    return figures
+
+
+def run_figures(path: Path) -> dict[str, Figure]:
+    requests = pd.read_parquet(path / "requests.parquet", columns=["latency"])
+    levels = np.linspace(0, 1, 201)
+    quantiles = pd.DataFrame({"run_key": "run", "q": levels,
+                              "latency": np.nanquantile(requests["latency"].to_numpy(dtype=float), levels)})
+    runs = pd.DataFrame({"run_key": ["run"], "strategy": [_strategy_of(path)], "replication": [0]})
+    figures = {"latency_cdf": cdf_figure(quantiles, runs, None)}
+    if (path / "timeline.parquet").exists():
+        timeline = pd.read_parquet(path / "timeline.parquet").assign(run_key="run")
+        figures["stock_timeline"] = timeline_figure(timeline, runs, None)
+    return figures
+
+
+# ---------------------------------------------------------------- axes and series
+def load_axis(runs: pd.DataFrame) -> str | None:
+    """The x axis: offered load when it varies, else the first varied numeric parameter."""
+    if "offered_load" in runs and runs["offered_load"].nunique(dropna=True) > 1:
+        return "offered_load"
+    for column in runs.columns:
+        if "." in column and pd.api.types.is_numeric_dtype(runs[column]) and runs[column].nunique() > 1:
+            return column
+    return None
+
+
+def axis_label(x: str) -> str:
+    return "offered load (requests/s)" if x == "offered_load" else x
+
+
+def value_label(x: str, value: float) -> str:
+    return f"{value:,.0f} req/s offered" if x == "offered_load" else f"{x} = {value:g}"
+
+
+def series(points: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
+    """One line per strategy and per value of every other varied parameter, sorted along x.
+
+    A parameter that merely restates x (``workload.rate`` when x is the offered
+    load) does not split lines.
+    """
+    xcol = _xcolumn(points, x)
+    others = [c for c in points.columns if "." in c and c != x and points[c].nunique() > 1
+              and not _same_axis(points, c, xcol)]
+    keys = ["strategy", *others]
+    out = []
+    for key, group in points.groupby(keys, sort=True):
+        values = key if isinstance(key, tuple) else (key,)
+        label = " ".join([str(values[0]), *[f"{k.split('.')[-1]}={v}" for k, v in zip(others, values[1:])]])
+        out.append((label, group.sort_values(xcol)))
+    return out
+
+
+def _same_axis(points: pd.DataFrame, column: str, xcol: str) -> bool:
+    return bool(points.groupby(column)[xcol].nunique().max() == 1 and points.groupby(xcol)[column].nunique().max() == 1)
+
+
+def _xcolumn(points: pd.DataFrame, x: str) -> str:
+    return f"{x}_mean" if f"{x}_mean" in points else x
+
+
+def _xvalues(group: pd.DataFrame, x: str) -> np.ndarray:
+    return group[_xcolumn(group, x)].to_numpy(dtype=float)
+
+
+# ---------------------------------------------------------------- figures
+def goodput_figure(points: pd.DataFrame, x: str) -> Figure:
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
+    for label, group in series(points, x):
+        ax.errorbar(_xvalues(group, x), group["goodput_mean"], yerr=group["goodput_ci"].fillna(0),
+                    marker="o", capsize=3, label=label)
+    if x == "offered_load":
+        top = float(np.nanmax(points["offered_load_mean"]))
+        ax.plot([0, top], [0, top], color="grey", lw=0.8, ls=":", label="goodput = offered load")
+    ax.set(title="Goodput vs offered load (mean, 95% CI)", xlabel=axis_label(x),
+           ylabel="goodput (successful requests/s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def latency_figure(points: pd.DataFrame, x: str) -> Figure:
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
+    for index, (label, group) in enumerate(series(points, x)):
+        color = f"C{index % 10}"
+        for name, style in PERCENTILE_STYLES.items():
+            if f"{name}_mean" in group:
+                values = group[f"{name}_mean"].to_numpy(dtype=float) * 1000
+                ax.plot(_xvalues(group, x), np.maximum(values, 1e-4), ls=style, marker=".", color=color,
+                        label=f"{label} {name}")
+    ax.set_yscale("log")
+    ax.set(title="Latency percentiles vs offered load (from intended send time)", xlabel=axis_label(x),
+           ylabel="latency (ms, log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", ncol=2)
+    return figure
+
+
+def lag_figure(points: pd.DataFrame, x: str, columns: Sequence[str]) -> Figure:
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
+    for index, (label, group) in enumerate(series(points, x)):
+        for offset, column in enumerate(columns):
+            ax.errorbar(_xvalues(group, x), group[f"{column}_mean"], yerr=group[f"{column}_ci"].fillna(0),
+                        marker="os^v"[offset % 4], capsize=3, color=f"C{index % 10}", label=f"{label} {column}")
+    ax.set(title="Sync lag (deduction -> applied in DB)", xlabel=axis_label(x), ylabel="lag (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def cdf_figure(quantiles: pd.DataFrame, runs: pd.DataFrame, x: str | None) -> Figure:
+    """Latency CDF: quantile functions averaged over replications, a panel per strategy."""
+    meta = runs[["run_key", "strategy", *([x] if x else [])]]
+    data = quantiles.merge(meta, on="run_key")
+    strategies = sorted(data["strategy"].unique())
+    figure = Figure(figsize=(6.5 * len(strategies), 4.5))
+    axes = np.atleast_1d(figure.subplots(1, len(strategies), squeeze=False)[0])
+    for ax, strategy in zip(axes, strategies):
+        subset = data[data["strategy"] == strategy]
+        groups = subset.groupby(x, sort=True) if x else [(None, subset)]
+        for index, (level, group) in enumerate(groups):
+            curve = group.groupby("q", sort=True)["latency"].mean()
+            label = "all requests" if level is None else value_label(x or "", level)
+            ax.plot(curve.to_numpy() * 1000, curve.index, color=f"C{index % 10}", label=label)
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set(title=f"Latency CDF — {strategy}", xlabel="latency (ms, symlog)", ylabel="fraction of requests",
+               ylim=(0, 1.01))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return figure
+
+
+def timeline_figure(timeline: pd.DataFrame, runs: pd.DataFrame, x: str | None) -> Figure:
+    """Stock per holder (partition, sub-domain, pool, ...) over one sale per strategy: replication 0 at the top load."""
+    chosen = runs[runs["replication"] == 0]
+    if x:
+        chosen = chosen.sort_values(x).groupby("strategy").tail(1)
+    chosen = chosen.drop_duplicates("strategy")
+    figure = Figure(figsize=(6.5 * len(chosen), 4.5))
+    axes = np.atleast_1d(figure.subplots(1, len(chosen), squeeze=False)[0])
+    for ax, (_, run) in zip(axes, chosen.iterrows()):
+        rows = timeline[timeline["run_key"] == run["run_key"]]
+        holders = [c for c in rows.columns if c not in _HOLDER_SKIP and not c.startswith("in_flight")
+                   and rows[c].notna().any()]
+        for holder in holders:
+            ax.step(rows["t"], rows[holder], where="post", lw=1, label=holder)
+        ax.step(rows["t"], rows["remaining"], where="post", color="black", ls="--", lw=1.2, label="remaining (total)")
+        where = f" at {value_label(x, run[x])}" if x else ""
+        ax.set(title=f"Stock over time — {run['strategy']}{where}", xlabel="time from sale start (s)",
+               ylabel="units")
+        ax.grid(alpha=0.3)
+        if len(holders) <= 12:
+            ax.legend(fontsize="small")
+    return figure
+
+
+def _strategy_of(path: Path) -> str:
+    config = path / "config.json"
+    if config.exists():
+        import json
+
+        return str(json.loads(config.read_text()).get("strategy", path.name))
+    return path.name
