@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from .db_config import DbConfig
 from .fields import Dist, Qty, ScenarioError, choice, doc, require
 from .pipeline_config import PipelineConfig
+from .sharded_config import Sharded
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Scenario:
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)
     pipeline: PipelineConfig = doc(PipelineConfig, "", factory=True)
+    sharded: Sharded = doc(Sharded, "", factory=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:

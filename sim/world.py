@@ -77,6 +77,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     world = World(scenario, streams)
     env = world.env
     strat = cls(scenario, streams.generator("strategy"))
+    if hasattr(strat, "oracle"):  # exact, free reads for metrics only (false sold-outs), never decisions
+        strat.oracle = world.read
 
     world.run_to_end(strat.setup())
     for node in world.cluster.nodes:

@@ -3,7 +3,7 @@
 A partition (one hash tag, so one slot) holds two sub-domain counters A/B, a
 sold counter, ``received`` (units injected so far), ``returned`` (units sent
 back to the pool so far), a meta hash (``active``: 0 = A, 1 = B, -1 retired;
-``pend0``/``pend1``: a refill ticket is out; ``dry``: the pool answered empty;
+``pend0``/``pend1``: epoch of the refill ticket out for A/B, 0: none; ``dry``: the pool answered empty;
 ``epoch``: refill tickets issued) and a hash of applied tickets. The pool (its
 own tag) holds its stock, per-partition ``issued`` and ``back`` counters and a
 hash of the tickets it has seen.
@@ -72,7 +72,7 @@ def partition_deduct(store: Store, keys: tuple, args: tuple) -> list[int]:
     pend = "pend1" if act == 0 else "pend0"
     if y < threshold and meta["dry"] == 0 and meta[pend] == 0:
         ticket = meta["epoch"] = meta["epoch"] + 1
-        meta[pend] = 1
+        meta[pend] = ticket
     return [0, x + y, act, switched, ticket]
 
 
@@ -124,8 +124,8 @@ def partition_retire(store: Store, keys: tuple, args: tuple) -> list[int]:
 def partition_status(store: Store, keys: tuple, args: tuple) -> list[int]:
     meta = store.get(keys[2])
     if meta is None:
-        return [NO_STOCK_KEY] * 3
-    return [store[keys[0]], store[keys[1]], meta["active"]]
+        return [NO_STOCK_KEY] * 5
+    return [store[keys[0]], store[keys[1]], meta["active"], meta["pend0"], meta["pend1"]]
 
 
 def pool_init(store: Store, keys: tuple, args: tuple) -> int:

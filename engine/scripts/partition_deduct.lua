@@ -55,6 +55,6 @@ local pend = 'pend' .. (1 - act)
 if y < threshold and redis.call('HGET', KEYS[4], 'dry') == '0'
     and redis.call('HGET', KEYS[4], pend) == '0' then
   ticket = redis.call('HINCRBY', KEYS[4], 'epoch', 1)
-  redis.call('HSET', KEYS[4], pend, 1)
+  redis.call('HSET', KEYS[4], pend, ticket)
 end
 return {0, x + y, act, switched, ticket}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Strategy
+from .sharded import Sharded
 from .single_redis import SingleRedis
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -23,5 +24,6 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 register(SingleRedis)
+register(Sharded)
 
 __all__ = ["STRATEGIES", "Strategy", "register", "strategy_class"]
