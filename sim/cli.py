@@ -135,13 +135,18 @@ def report_violations(results: Sequence[Result]) -> int:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     scenario_arguments(parser)
     parser.add_argument("--strategy", help=f"strategy to run (default: the scenario's); one of: {', '.join(STRATEGIES)}")
+    _real_cli.add_real_arguments(parser)
 
 
 def _run(args: argparse.Namespace) -> int:
     scenario = scenario_from(args)
     cls = resolve_strategy(scenario, args.strategy)
     print(describe(scenario, args.seed))
-    result = simulate(scenario, args.seed, cls.name, progress_printer(cls.name, args.quiet))
+    progress = progress_printer(cls.name, args.quiet)
+    if args.real:
+        result = _real_cli.run_for_real(args, scenario, cls.name, progress)
+    else:
+        result = simulate(scenario, args.seed, cls.name, progress)
     print(table([result]))
     if args.out:
         print(f"wrote {save_result(result, args.out)}")
@@ -181,6 +186,7 @@ def reference_markdown() -> str:
 
 command("reference", "print the scenario reference (every key, its default and meaning)")(_reference)(lambda p: None)
 
+from . import real_cli as _real_cli  # noqa: E402  (registers cluster; run --real)
 from .bench import commands as _bench_commands  # noqa: E402,F401  (registers sweep, plot, plan)
 
 

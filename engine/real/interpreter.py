@@ -25,11 +25,12 @@ from typing import Any
 
 from ..model import Outcome
 from ..ops import Eval, Now, Sleep
+from .target import TargetError
 
 Done = Callable[["Task", Any], None]
 
 
-class UnsupportedOp(Exception):
+class UnsupportedOp(TargetError):
     """A strategy yielded an op the real driver cannot run yet."""
 
 
