@@ -48,7 +48,7 @@ class DbConfig:
     lock_wait_timeout: float = doc(50.0, "seconds a statement waits for a row lock (innodb_lock_wait_timeout: 50)")
     deadlock_detect: bool = doc(True, "search the waits-for graph on every lock wait (innodb_deadlock_detect: ON)")
     detect_cost: float = doc(
-        2.0e-6,
+        1.8e-6,
         "lock_sys mutex time per transaction already waiting on the row, paid by each new waiter "
         "(calibrated: ~550 TPS for one hot row at 1000 connections)",
     )
@@ -61,7 +61,7 @@ class DbConfig:
     optimistic_base: float = doc(0.001, "db_optimistic: first backoff after a conflict, seconds; doubles, full jitter (0: immediate)")
     batch_size: int = doc(64, "db_batched: most updates in one hot-row group (one lock hand-off, one flush)")
     batch_window: float = doc(1.0e-4, "db_batched: seconds a group leader waits for followers before taking the lock")
-    group_member_cost: float = doc(1.5e-5, "db_batched: server time per update applied inside a group")
+    group_member_cost: float = doc(2.0e-5, "db_batched: server time per update applied inside a group")
     read_cache: bool = doc(False, "db_* strategies: serve stock reads from a Redis cache, updated after each commit")
 
     def __post_init__(self) -> None:

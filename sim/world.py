@@ -40,11 +40,15 @@ class World:
         )
         self.interpreter = Interpreter(self.env, self.cluster)
         self.cluster.interpreter = self.interpreter
+        # Components answer reads of their own keys ("db:..." -> the DB) and add summary figures.
+        self.readers: dict[str, Callable[[str], Any]] = {}
+        self.summaries: list[Callable[[], dict[str, float]]] = []
         for install in COMPONENTS:
             install(self)
 
     def read(self, key: str) -> Any:
-        return self.cluster.read(key)
+        reader = self.readers.get(key.partition(":")[0]) if self.readers else None
+        return reader(key) if reader is not None else self.cluster.read(key)
 
     def run_to_end(self, gen: Any) -> Any:
         """Run one generator to completion (setup, drain), advancing simulated time."""
@@ -116,6 +120,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                               log.node[:n], log.ops[:n])
     summary = summarize(cls.name, requests, inventory, [node.busy for node in world.cluster.nodes],
                         horizon, strat.counters())
+    for figures in world.summaries:
+        summary.update(figures())
     violations = inventory.violations()
     summary["violations"] = len(violations)
     return Result(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import stock  # noqa: F401  (registers the stock table and its statements)
 from .ops import (
     DB_BEGIN,
+    DB_SESSION,
     DEADLOCK,
     DUPLICATE_KEY,
     ERROR_CODES,
@@ -41,7 +42,7 @@ from .registry import (
 )
 
 __all__ = [
-    "DB_BEGIN", "DEADLOCK", "DUPLICATE_KEY", "ERROR_CODES", "LOCK_WAIT_TIMEOUT", "POOL_TIMEOUT", "STATEMENTS",
+    "DB_BEGIN", "DB_SESSION", "DEADLOCK", "DUPLICATE_KEY", "ERROR_CODES", "LOCK_WAIT_TIMEOUT", "POOL_TIMEOUT", "STATEMENTS",
     "TABLES", "TABLE_EXISTS", "DbBegin", "DbCommit", "DbError", "DbExec", "DbRollback", "SqlResult", "Statement",
     "Table", "Tables", "db_key", "get", "lock_rows", "parse_db_key", "physical_name", "read_sql", "read_twin",
     "register", "register_table", "render",

@@ -10,8 +10,9 @@ Four ops cover every lock-based strategy:
   runs in autocommit on a connection borrowed from the pool for just that
   statement. The reply is a :class:`SqlResult` or a :class:`DbError`;
 - ``yield DbCommit(txn)`` / ``yield DbRollback(txn)`` end the transaction and
-  give its connection back. ``DbCommit`` replies ``None`` or a :class:`DbError`;
-  ``DbRollback`` always succeeds (``None``).
+  give its connection back. ``DbCommit`` replies ``None`` or a :class:`DbError`
+  (after which the transaction is rolled back and the connection returned:
+  no further op is needed); ``DbRollback`` always succeeds (``None``).
 
 Errors are *values*, never exceptions, so a strategy tests them like any reply
 (``if isinstance(reply, DbError)``) and both interpreters deliver them the same
@@ -37,7 +38,15 @@ ERROR_CODES = (LOCK_WAIT_TIMEOUT, DEADLOCK, POOL_TIMEOUT, DUPLICATE_KEY, TABLE_E
 
 @dataclass(frozen=True, slots=True)
 class DbBegin:
-    """Take a pooled connection and start a transaction (reply: handle or DbError)."""
+    """Take a pooled connection and start a transaction (reply: handle or DbError).
+
+    ``autocommit=True`` opens a *session* instead: the connection is held, but
+    each statement on it commits on its own (no BEGIN is sent); ``DbCommit`` or
+    ``DbRollback`` of a session only gives the connection back. Use it to run
+    several autocommit statements without queueing for the pool between them.
+    """
+
+    autocommit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +104,5 @@ class DbError:
 
 
 DB_BEGIN = DbBegin()
+DB_SESSION = DbBegin(autocommit=True)
 EMPTY = SqlResult()

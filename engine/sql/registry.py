@@ -15,7 +15,9 @@ Like :mod:`engine.scripts` for Redis, each named statement exists as
   rows it locks exclusively until commit (``SELECT ... FOR UPDATE``, ``UPDATE``,
   ``INSERT``). A plain ``SELECT`` is a consistent (MVCC) read and locks nothing;
 - ``group_commit``: the statement may be committed in a group with others on
-  the same row (a hot-row hint, see :mod:`engine.sql.stock`); autocommit only.
+  the same row (a hot-row hint, see :mod:`engine.sql.stock`); autocommit only;
+- ``ddl``: schema statements (``create_<table>``/``drop_<table>``, made by
+  :func:`register_table`); their twins get the whole table model.
 
 Adding a statement: in a module of this package (or your own, imported from
 ``engine/sql/__init__.py``), write the twin and call::
@@ -73,6 +75,7 @@ class Statement:
     twin: Twin
     locks: Locks = no_locks
     group_commit: bool = False
+    ddl: bool = False  # CREATE/DROP: changes the schema, committed at once
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,8 @@ def register_table(table: Table) -> Table:
         tables.pop(name, None)
         return EMPTY
 
-    register(Statement(f"create_{name}", table.create_sql, create))
-    register(Statement(f"drop_{name}", f"DROP TABLE IF EXISTS {{{name}}}", drop))
+    register(Statement(f"create_{name}", table.create_sql, create, ddl=True))
+    register(Statement(f"drop_{name}", f"DROP TABLE IF EXISTS {{{name}}}", drop, ddl=True))
     return table
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from .base import Strategy
+from .db_batched import DbBatched
+from .db_conditional import DbConditional
+from .db_optimistic import DbOptimistic
+from .db_pessimistic import DbPessimistic
 from .sharded import Sharded
 from .single_redis import SingleRedis
 
@@ -25,5 +29,7 @@ def strategy_class(name: str) -> type[Strategy]:
 
 register(SingleRedis)
 register(Sharded)
+for _db in (DbPessimistic, DbOptimistic, DbConditional, DbBatched):
+    register(_db)
 
 __all__ = ["STRATEGIES", "Strategy", "register", "strategy_class"]

@@ -1,0 +1,138 @@
+"""Experiment: goodput vs offered load for the lock-based (MySQL) strategies.
+
+Sweeps a Poisson offered load over a range of rates; for each DB strategy and
+rate it simulates ``--duration`` seconds of buyers on a row with practically
+unlimited stock (so nothing sells out) and records goodput (successful buyers
+per second of load) next to the causes: client timeouts, work done for buyers
+who had already gone (``db_abandoned``), lock waits and their mean, retries,
+lock-wait and pool timeouts. Writes ``goodput_vs_load.csv`` and
+``goodput_vs_load.png`` under ``--out`` (default ``results/db_collapse``).
+
+    .venv/bin/python experiments/db_collapse.py [--duration 2] [--seed 0] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from engine.scenario import Scenario
+from sim import simulate
+
+STRATEGIES = ("db_pessimistic", "db_optimistic", "db_conditional", "db_batched")
+RATES = tuple(int(125 * 2 ** (k / 2)) for k in range(0, 19))  # 125 .. 64,000 req/s, sqrt(2) steps
+QUICK_RATES = tuple(int(125 * 2 ** k) for k in range(0, 10))  # 125 .. 64,000, doubling
+# A curve beyond the defaults: short lock-wait timeout plus client retries, the usual "fix".
+RETRY_VARIANT = ("db_pessimistic+retry", "db_pessimistic",
+                 ("db.lock_wait_timeout=0.3", "db.retry=\"backoff\"", "db.retry_max=3"))
+COLUMNS = ("strategy", "offered", "requests", "ok", "goodput", "timeout", "error", "retries", "p99",
+           "db_lock_waits", "db_lock_wait_mean", "db_abandoned", "db_lock_timeouts", "db_pool_timeouts",
+           "db_detect_time", "sold", "violations", "wall")
+
+
+def load_scenario(rate: float, duration: float, overrides: Sequence[str] = ()) -> Scenario:
+    """Poisson buyers at ``rate`` for ``duration`` s against a row that never runs out."""
+    return Scenario().with_overrides([
+        "workload.kind=poisson", f"workload.rate={rate}", f"workload.duration={duration}",
+        "sale.stock=1000000000", *overrides,
+    ])
+
+
+def run_point(label: str, strategy: str, rate: float, duration: float, seed: int,
+              overrides: Sequence[str] = ()) -> dict[str, float | str]:
+    result = simulate(load_scenario(rate, duration, overrides), seed, strategy)
+    row: dict[str, float | str] = {"strategy": label, "offered": float(rate)}
+    for key in COLUMNS[2:]:
+        row[key] = result.summary.get(key, 0)
+    row["goodput"] = result.summary["ok"] / duration  # successes per second of offered load
+    row["violations"] = len(result.violations)
+    row["wall"] = result.wall_seconds
+    return row
+
+
+def sweep(curves: Iterable[tuple[str, str, Sequence[str]]], rates: Sequence[float], duration: float,
+          seed: int = 0, log: bool = False) -> pd.DataFrame:
+    """One row per (curve, rate); a curve is ``(label, strategy, scenario overrides)``."""
+    rows = []
+    for label, strategy, overrides in curves:
+        for rate in rates:
+            row = run_point(label, strategy, rate, duration, seed, overrides)
+            rows.append(row)
+            if log:
+                print(f"{label:22s} offered {rate:8,.0f}/s  goodput {row['goodput']:8,.0f}/s  "
+                      f"timeouts {row['timeout']:7,}  abandoned {row['db_abandoned']:7,}  "
+                      f"wall {row['wall']:.1f}s", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def peaks(table: pd.DataFrame) -> pd.DataFrame:
+    """Per curve: the peak goodput, the load it came at, and goodput at 4x that load (if swept)."""
+    out = []
+    for label, curve in table.groupby("strategy", sort=False):
+        best = curve.loc[curve["goodput"].idxmax()]
+        at4 = curve[curve["offered"] >= 4 * best["offered"] * 0.99]
+        out.append({
+            "strategy": label, "peak_goodput": best["goodput"], "peak_at": best["offered"],
+            "goodput_at_4x": at4.iloc[0]["goodput"] if len(at4) else math.nan,
+            "max_offered": curve["offered"].max(), "goodput_at_max": curve.iloc[-1]["goodput"],
+        })
+    return pd.DataFrame(out)
+
+
+def plot(table: pd.DataFrame, path: Path, duration: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    for label, curve in table.groupby("strategy", sort=False):
+        top.plot(curve["offered"], curve["goodput"], marker="o", ms=3, label=label)
+        share = curve["timeout"] / curve["requests"].clip(lower=1)
+        bottom.plot(curve["offered"], share, marker="o", ms=3, label=f"{label}: timed out")
+    lim = [table["offered"].min(), table["offered"].max()]
+    top.plot(lim, lim, color="grey", lw=0.8, ls=":", label="goodput = offered")
+    top.set(xscale="log", yscale="log", ylabel="goodput (successful buyers / s)",
+            title=f"Lock-based MySQL strategies: goodput vs offered load (Poisson, {duration:g} s, one hot row)")
+    top.grid(True, which="both", alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set(xscale="log", xlabel="offered load (requests / s)", ylabel="share of buyers timed out",
+               ylim=(-0.02, 1.02))
+    bottom.grid(True, which="both", alpha=0.3)
+    bottom.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds of offered load per point")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="doubling rates only (fewer points)")
+    parser.add_argument("--no-retry-variant", action="store_true", help="skip the lock-wait-timeout + retry curve")
+    parser.add_argument("--out", type=Path, default=Path("results/db_collapse"))
+    args = parser.parse_args(argv)
+    curves = [(name, name, ()) for name in STRATEGIES]
+    if not args.no_retry_variant:
+        curves.append(RETRY_VARIANT)
+    began = time.perf_counter()
+    table = sweep(curves, QUICK_RATES if args.quick else RATES, args.duration, args.seed, log=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "goodput_vs_load.csv", index=False)
+    summary = peaks(table)
+    summary.to_csv(args.out / "peaks.csv", index=False)
+    plot(table, args.out / "goodput_vs_load.png", args.duration)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    print(f"wrote {args.out}/goodput_vs_load.csv, peaks.csv, goodput_vs_load.png in {time.perf_counter() - began:.0f} s")
+    return 1 if table["violations"].sum() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
