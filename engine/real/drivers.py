@@ -28,6 +28,7 @@ class Context:
     namespace: str
     keep: bool = False
     worker: int = -1  # -1: the coordinator (setup, final checks, cleanup)
+    scenario: Any = None
     options: dict[str, Any] = field(default_factory=dict)  # driver settings (e.g. the database URL)
 
 
@@ -35,6 +36,7 @@ class Driver:
     """One kind of server beyond Redis. Subclasses override what they need."""
 
     name: ClassVar[str] = ""
+    read_prefix: ClassVar[str] = ""  # read keys this driver answers (e.g. "db:")
 
     def __init__(self, context: Context):
         self.context = context
@@ -57,6 +59,11 @@ class Driver:
     @classmethod
     async def cleanup(cls, context: Context) -> None:
         """At the end (unless ``keep``): remove only what this run created."""
+
+    @classmethod
+    async def read(cls, context: Context, keys: list[str]) -> dict[str, Any]:
+        """Values of read keys under :attr:`read_prefix` (missing ones left out)."""
+        return {}
 
 
 DRIVERS: list[type[Driver]] = []
@@ -86,3 +93,18 @@ async def final_checks(context: Context, strategy: Any, inventory: Inventory) ->
 async def cleanup(context: Context) -> None:
     for cls in DRIVERS:
         await cls.cleanup(context)
+
+
+def answers(key: str) -> bool:
+    """True when a driver (not Redis) answers reads of ``key``."""
+    return any(cls.read_prefix and key.startswith(cls.read_prefix) for cls in DRIVERS)
+
+
+async def read(context: Context, keys: list[str]) -> dict[str, Any]:
+    """Answer reads of keys that are not Redis keys (``db:...``) through the driver that owns them."""
+    values: dict[str, Any] = {}
+    for cls in DRIVERS:
+        mine = [key for key in keys if key.startswith(cls.read_prefix)] if cls.read_prefix else []
+        if mine:
+            values.update(await cls.read(context, mine))
+    return values

@@ -17,6 +17,7 @@ arrival schedule (same seed => the same intended send times), the same
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -35,7 +36,7 @@ from ..scenario import Scenario
 from ..strategies import STRATEGIES, Strategy, strategy_class
 from ..streams import Streams
 from ..workload import open_loop_schedule
-from . import drivers
+from . import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
 from .interpreter import RealInterpreter
 from .links import RedisLinks
 from .loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
@@ -56,6 +57,7 @@ class RealOptions:
     workers: int = 1
     lanes: int = 4  # connections per master per worker
     keep: bool = False  # leave the run's keys (and scratch DB) in place for inspection
+    db_url: str | None = None  # MariaDB/MySQL server (default: FLASHSIM_DB_URL or mysql://root@127.0.0.1:3306)
 
 
 def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
@@ -73,12 +75,13 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     streams = Streams(seed)
     strat = cls(scenario, streams.generator("strategy"), namespace=namespace)
     owned = False
-    context = drivers.Context(options.target, namespace, options.keep)
+    context = drivers.Context(options.target, namespace, options.keep, scenario=scenario,
+                              options={"db_url": options.db_url} if options.db_url else {})
     try:
         topology, origin, cpu_before = asyncio.run(_prepare(strat, options.target, context))
         owned = True
-        logs, counters, events, errors, first_error, t0, t_clients, cpu_after, timeline = _load(
-            strat, scenario, seed, options, topology, origin, progress)
+        logs, counters, events, errors, first_error, t0, t_clients, cpu_after, timeline, recon = _load(
+            strat, scenario, seed, options, topology, origin, progress, context)
         inventory, checks = asyncio.run(_final(strat, options.target, topology, context))
     finally:
         if owned and not options.keep:
@@ -86,7 +89,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     requests = _merge(logs, scenario)
     node_busy = [after - before for before, after in zip(cpu_before, cpu_after)]
     summary = summarize(cls.name, requests, inventory, node_busy, t_clients - (t0 - origin), counters)
-    violations = inventory.violations() + checks
+    violations = inventory.violations() + checks + [f"reconciliation: {d}" for d in recon]
     summary["violations"] = len(violations)
     summary["driver_errors"] = errors
     if first_error:
@@ -105,7 +108,7 @@ async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Contex
     topology = await discover(target)
     servers = Servers(target, topology)
     try:
-        declared = tuple(strat.keys())
+        declared = [key for key in tuple(strat.keys()) if not drivers.answers(key)]
         foreign = [key for key in declared if not key.startswith(strat.namespace + ":")]
         if foreign:
             raise TargetError(f"strategy {strat.name} declares keys outside its namespace "
@@ -145,7 +148,7 @@ async def _close(links: RedisLinks, opened: list[Any]) -> None:
 
 
 def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, topology: Topology,
-          origin: float, progress: Progress | None) -> Any:
+          origin: float, progress: Progress | None, context: drivers.Context) -> Any:
     """Fork the workers, sample the timeline while they run, gather their logs."""
     workers = options.workers
     ctx = multiprocessing.get_context("fork")
@@ -159,7 +162,7 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     pipes, procs = [], []
     for plan in plans:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker_main, args=(plan, strat, options, topology, child), daemon=True)
+        proc = ctx.Process(target=_worker_main, args=(plan, strat, options, topology, context, child), daemon=True)
         proc.start()
         child.close()
         pipes.append(parent)
@@ -167,8 +170,8 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     results: list[Any] = [None] * workers
     timeline: list[dict[str, float]] = []
     try:
-        asyncio.run(_watch(strat, options.target, topology, scenario, t0, origin, pipes, procs, results,
-                           timeline, done_counts, total, progress))
+        asyncio.run(_watch(strat, options.target, topology, scenario, t0, pipes, procs, results,
+                           timeline, done_counts, total, progress, context))
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -188,16 +191,17 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     errors = sum(o["errors"] for o in outs)
     first_error = next((o["first_error"] for o in outs if o["first_error"]), None)
     t_clients = max(o["t_clients"] for o in outs)
-    return logs, counters, events, errors, first_error, t0, t_clients, outs[0]["cpu"], timeline
+    return logs, counters, events, errors, first_error, t0, t_clients, outs[0]["cpu"], timeline, outs[0]["recon"]
 
 
-def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology, pipe: Any) -> None:
+def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
+                 context: drivers.Context, pipe: Any) -> None:
     """Entry point of a forked worker process: run its share, send back its log."""
     try:
         if plan.index > 0:  # own random choices per app instance (in place: samplers keep their reference)
             fresh = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, 0x5EA1]))
             strat.rng.bit_generator.state = fresh.bit_generator.state
-        out = asyncio.run(_worker(plan, strat, options, topology))
+        out = asyncio.run(_worker(plan, strat, options, topology, dataclasses.replace(context, worker=plan.index)))
         pipe.send(("ok", out))
     except BaseException as err:  # report every failure to the coordinator, then exit
         try:
@@ -210,8 +214,8 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
         os._exit(0)  # skip the parent's atexit handlers and inherited resources
 
 
-async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology) -> dict[str, Any]:
-    context = drivers.Context(options.target, strat.namespace, options.keep, worker=plan.index)
+async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
+                  context: drivers.Context) -> dict[str, Any]:
     interpreter, links, opened = await _interpreter(options.target, topology, plan.origin, options.lanes, context)
     loop = asyncio.get_running_loop()
     try:
@@ -237,19 +241,17 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
                 await servers.close()
         return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
                 "errors": interpreter.errors, "first_error": interpreter.first_error,
-                "t_clients": t_clients, "cpu": cpu}
+                "t_clients": t_clients, "cpu": cpu, "recon": _reconciliation(strat)}
     finally:
         await _close(links, opened)
 
 
 async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,
-                 origin: float, pipes: list[Any], procs: list[Any], results: list[Any],
-                 timeline: list[dict[str, float]], done_counts: Any, total: int | None,
-                 progress: Progress | None) -> None:
+                 pipes: list[Any], procs: list[Any], results: list[Any], timeline: list[dict[str, float]],
+                 done_counts: Any, total: int | None, progress: Progress | None, context: drivers.Context) -> None:
     """Coordinator: sample the inventory from the servers until every worker has reported."""
     loop = asyncio.get_running_loop()
     servers = Servers(target, topology)
-    keys = strat.keys()
     interval = scenario.report.timeline_interval
     next_sample = t0
     try:
@@ -266,14 +268,13 @@ async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scena
                 break
             now = loop.time()
             if now >= next_sample:
-                snapshot = await servers.snapshot(keys)
-                timeline.append(_row(loop.time() - t0, strat.inventory(snapshot.get)))
+                inventory = await read_inventory(strat, servers, context)
+                timeline.append(_row(loop.time() - t0, inventory))
                 next_sample = max(next_sample + interval, loop.time())
                 if progress is not None:
                     progress(int(sum(done_counts)), total)
             await asyncio.sleep(min(0.01, max(0.0, next_sample - loop.time())))
-        snapshot = await servers.snapshot(keys)
-        timeline.append(_row(loop.time() - t0, strat.inventory(snapshot.get)))
+        timeline.append(_row(loop.time() - t0, await read_inventory(strat, servers, context)))
         if progress is not None:
             progress(int(sum(done_counts)), total)
     finally:
@@ -285,8 +286,7 @@ async def _final(strat: Strategy, target: RedisTarget, topology: Topology, conte
     """The inventory read back from the servers, and the real-only invariant checks."""
     servers = Servers(target, topology)
     try:
-        snapshot = await servers.snapshot(strat.keys())
-        inventory = strat.inventory(snapshot.get)
+        inventory = await read_inventory(strat, servers, context)
         checks = await drivers.final_checks(context, strat, inventory)
     finally:
         await servers.close()
@@ -301,6 +301,41 @@ async def _cleanup(target: RedisTarget, namespace: str, context: drivers.Context
     finally:
         await servers.close()
     await drivers.cleanup(context)
+
+
+async def read_inventory(strat: Strategy, servers: Servers, context: drivers.Context) -> Inventory:
+    """``strat.inventory(read)`` answered from the servers.
+
+    ``inventory`` reads synchronously; the keys it asks for beyond the declared
+    ones (``db:`` cells, keys named by values just read) are fetched and it is
+    asked again, until it asks for nothing new.
+    """
+    values: dict[str, Any] = {}
+    fetched: set[str] = set()
+    wanted = list(strat.keys())
+    for _ in range(8):
+        missing = [key for key in dict.fromkeys(wanted) if key not in fetched]
+        if missing:
+            fetched.update(missing)
+            values.update(await servers.snapshot([k for k in missing if not drivers.answers(k)]))
+            values.update(await drivers.read(context, [k for k in missing if drivers.answers(k)]))
+        asked: list[str] = []
+
+        def read(key: str, asked: list[str] = asked) -> Any:
+            asked.append(key)
+            return values.get(key)
+
+        inventory = strat.inventory(read)
+        wanted = [key for key in asked if key not in fetched]
+        if not wanted:
+            break
+    return inventory
+
+
+def _reconciliation(strat: Strategy) -> list[str]:
+    """The sync pipeline's end-of-run differences (Redis vs detail records vs DB), if it has one."""
+    recon = getattr(getattr(strat, "pipeline", None), "reconciliation", None)
+    return list(getattr(recon, "differences", ()))
 
 
 def _merge(logs: list[WorkerLog], scenario: Scenario) -> pd.DataFrame:

@@ -72,6 +72,8 @@ class RedisTarget:
     def client(self, host: str | None = None, port: int | None = None, **extra: Any) -> Redis:
         """An asyncio client of the entry point (or of ``host:port`` with the same settings)."""
         pool = self._pool(host, port)
+        if "max_connections" in extra:
+            pool.max_connections = extra.pop("max_connections")
         pool.connection_kwargs.update(extra)
         return Redis(connection_pool=pool)
 

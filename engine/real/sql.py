@@ -1,0 +1,262 @@
+"""SQL ops against a real MariaDB/MySQL, in a scratch database per run.
+
+``DbBegin`` / ``DbExec`` / ``DbCommit`` / ``DbRollback`` (:mod:`engine.sql.ops`)
+run through asyncmy on a per-process pool: the registered statement's real
+text (:func:`engine.sql.render`: ``{table}`` -> this run's table names) with
+its parameters. MySQL errors become the same :class:`~engine.sql.DbError`
+values the simulator returns (1205 lock-wait timeout, 1213 deadlock, 1062
+duplicate key, 1050 table exists, a lost connection); anything else is raised
+inside the strategy's generator.
+
+Safety: the first SQL op of a run (in setup) creates the database
+``fsreal_<namespace>`` with a plain ``CREATE DATABASE``, which fails if it
+exists, so a run never adopts a schema it did not make; cleanup drops exactly
+that database, and only if this run created it. The server comes from
+``FLASHSIM_DB_URL`` (``mysql://user@host:port``, default
+``mysql://root@127.0.0.1:3306``) and the password from ``FLASHSIM_DB_PASSWORD``;
+neither is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncmy
+
+from .. import sql
+from ..sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult
+from ..sql.ops import CONNECTION
+from .drivers import DRIVERS, Context, Driver
+from .interpreter import RealInterpreter, Task
+from .target import TargetError
+
+ENV_URL = "FLASHSIM_DB_URL"
+ENV_PASSWORD = "FLASHSIM_DB_PASSWORD"
+DEFAULT_URL = "mysql://root@127.0.0.1:3306"
+MAX_POOL_PER_PROCESS = 32  # MariaDB's default max_connections is 151, shared by every worker
+ERRNO = {1205: sql.LOCK_WAIT_TIMEOUT, 1213: sql.DEADLOCK, 1062: sql.DUPLICATE_KEY, 1050: sql.TABLE_EXISTS,
+         2006: CONNECTION, 2013: CONNECTION}
+
+
+def database_name(namespace: str) -> str:
+    """The scratch database of the run in ``namespace``."""
+    return "fsreal_" + re.sub(r"[^0-9A-Za-z_]", "_", namespace)[:50]
+
+
+def server(context: Context) -> dict[str, Any]:
+    """asyncmy connection arguments (no database) from the options or env."""
+    url = context.options.get("db_url") or os.environ.get(ENV_URL) or DEFAULT_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise TargetError(f"database URL must start with mysql:// (got scheme {parts.scheme!r})")
+    password = context.options.get("db_password") or os.environ.get(ENV_PASSWORD) or unquote(parts.password or "")
+    return {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306,
+            "user": unquote(parts.username or "root"), "password": password}
+
+
+class _Txn:
+    """A held connection: a transaction, or an autocommit session."""
+
+    __slots__ = ("conn", "session")
+
+    def __init__(self, conn: Any, session: bool):
+        self.conn = conn
+        self.session = session
+
+
+class SqlDriver(Driver):
+    name = "sql"
+    read_prefix = "db:"
+
+    def __init__(self, context: Context):
+        super().__init__(context)
+        self.pool: Any = None
+        self._opening: asyncio.Lock | None = None
+        self.interpreter: RealInterpreter | None = None
+
+    async def open(self, interpreter: RealInterpreter) -> None:
+        self.interpreter = interpreter
+        self._opening = asyncio.Lock()
+        for op, run in ((DbBegin, self._begin), (DbExec, self._exec), (DbCommit, self._commit),
+                        (DbRollback, self._rollback)):
+            interpreter.handlers[op] = self._handler(run)
+
+    def _handler(self, run: Any) -> Any:
+        def handle(task: Task, op: Any) -> None:
+            asyncio.get_running_loop().create_task(self._answer(task, run(op)))
+        return handle
+
+    async def _answer(self, task: Task, work: Any) -> None:
+        assert self.interpreter is not None
+        try:
+            reply = await work
+        except Exception as err:  # not a DbError case: raise it in the strategy
+            self.interpreter.fail(task, err)
+            return
+        self.interpreter.wake(task, reply)
+
+    async def _pool(self) -> Any:
+        if self.pool is None:
+            assert self._opening is not None
+            async with self._opening:
+                if self.pool is None:
+                    self.pool = await _open_pool(self.context)
+        return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            await self.pool.wait_closed()
+
+    # ------------------------------------------------------------ ops
+    async def _acquire(self) -> Any:
+        pool = await self._pool()
+        scenario = self.context.scenario
+        timeout = scenario.db.acquire_timeout if scenario is not None else 30.0
+        try:
+            return await asyncio.wait_for(pool.acquire(), timeout)
+        except TimeoutError:
+            return DbError(sql.POOL_TIMEOUT)
+
+    async def _begin(self, op: DbBegin) -> Any:
+        conn = await self._acquire()
+        if isinstance(conn, DbError):
+            return conn
+        if not op.autocommit:
+            try:
+                await conn.begin()
+            except asyncmy.errors.MySQLError as err:
+                self.pool.release(conn)
+                return _db_error(err)
+        return _Txn(conn, op.autocommit)
+
+    async def _exec(self, op: DbExec) -> Any:
+        if op.txn is not None:
+            return await _execute(op.txn.conn, op, self.context.namespace)
+        conn = await self._acquire()
+        if isinstance(conn, DbError):
+            return conn
+        try:
+            return await _execute(conn, op, self.context.namespace)
+        finally:
+            self.pool.release(conn)
+
+    async def _commit(self, op: DbCommit) -> Any:
+        txn: _Txn = op.txn
+        try:
+            if not txn.session:
+                await txn.conn.commit()
+            return None
+        except asyncmy.errors.MySQLError as err:
+            try:
+                await txn.conn.rollback()
+            except asyncmy.errors.MySQLError:
+                pass
+            return _db_error(err)
+        finally:
+            self.pool.release(txn.conn)
+
+    async def _rollback(self, op: DbRollback) -> None:
+        txn: _Txn = op.txn
+        try:
+            if not txn.session:
+                await txn.conn.rollback()
+        except asyncmy.errors.MySQLError:
+            pass  # a broken connection rolls back by itself
+        finally:
+            self.pool.release(txn.conn)
+
+    # ------------------------------------------------------------ life cycle
+    @classmethod
+    async def read(cls, context: Context, keys: list[str]) -> dict[str, Any]:
+        """Answer ``db:<table>:<key>:<column>`` reads (absent table/row: missing)."""
+        if not context.options.get("db_created"):
+            return {}
+        conn = await asyncmy.connect(**server(context), db=database_name(context.namespace), autocommit=True)
+        values: dict[str, Any] = {}
+        try:
+            async with conn.cursor() as cur:
+                for key in keys:
+                    text, params = sql.read_sql(key, context.namespace)
+                    try:
+                        await cur.execute(text, params)
+                    except asyncmy.errors.ProgrammingError:  # the table does not exist (yet)
+                        continue
+                    row = await cur.fetchone()
+                    if row is not None and row[0] is not None:
+                        values[key] = _plain(row[0])
+        finally:
+            conn.close()
+        return values
+
+    @classmethod
+    async def cleanup(cls, context: Context) -> None:
+        if not context.options.get("db_created"):
+            return
+        conn = await asyncmy.connect(**server(context), autocommit=True)
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS `{database_name(context.namespace)}`")
+        finally:
+            conn.close()
+        context.options["db_created"] = False
+
+
+async def _open_pool(context: Context) -> Any:
+    """Create the scratch database (coordinator: first SQL op of setup), then a pool on it."""
+    args = server(context)
+    name = database_name(context.namespace)
+    try:
+        if context.worker < 0 and not context.options.get("db_created"):
+            conn = await asyncmy.connect(**args, autocommit=True)
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(f"CREATE DATABASE `{name}`")
+            except asyncmy.errors.MySQLError as err:
+                if err.args and err.args[0] == 1007:
+                    raise TargetError(f"database {name!r} already exists; refusing to use it") from None
+                raise
+            finally:
+                conn.close()
+            context.options["db_created"] = True
+        scenario = context.scenario
+        size = min(MAX_POOL_PER_PROCESS, scenario.db.pool_size if scenario is not None else 8)
+        return await asyncmy.create_pool(minsize=0, maxsize=max(1, size), db=name, autocommit=True, **args)
+    except (OSError, asyncmy.errors.MySQLError) as err:
+        where = f"{args['host']}:{args['port']}"
+        raise TargetError(f"cannot use MariaDB/MySQL at {where}: {err.__class__.__name__}: {err}") from None
+
+
+async def _execute(conn: Any, op: DbExec, namespace: str) -> SqlResult | DbError:
+    statement = sql.get(op.statement)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql.render(statement.sql, namespace), op.params)
+            if cur.description:
+                rows = tuple(tuple(_plain(v) for v in row) for row in await cur.fetchall())
+                return SqlResult(rows, 0)
+            return SqlResult((), cur.rowcount)
+    except asyncmy.errors.MySQLError as err:
+        if not err.args or err.args[0] not in ERRNO:
+            raise
+        return _db_error(err)
+
+
+def _db_error(err: Exception) -> DbError:
+    code = ERRNO.get(err.args[0] if err.args else None, CONNECTION)
+    return DbError(code, str(err.args[1] if len(err.args) > 1 else err))
+
+
+def _plain(value: Any) -> Any:
+    """Decimal sums become ints (as the twins return them)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+DRIVERS.append(SqlDriver)
