@@ -10,7 +10,10 @@ Public API::
 from engine.result import Result
 from engine.scenario import Scenario, ScenarioError, load_scenario
 
-from . import db  # noqa: F401  (installs the simulated MySQL into sim.world.COMPONENTS)
+from . import (
+    db,  # noqa: F401  (installs the simulated MySQL into sim.world.COMPONENTS)
+    mq,  # noqa: F401  (installs the simulated message broker into sim.world.COMPONENTS)
+)
 from .world import simulate
 
 __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "simulate"]

@@ -48,5 +48,8 @@ def get(name: str) -> Script:
         raise KeyError(f"unknown script {name!r}; known: {sorted(REGISTRY)}") from None
 
 
-from . import stock  # noqa: E402,F401  (registers the stock scripts)
-from . import partition  # noqa: E402,F401  (registers the partition and pool scripts of the sharded strategy)
+from . import (  # noqa: E402
+    detail,  # noqa: E402,F401  (registers the detail-record scripts of the sync pipeline)
+    partition,  # noqa: E402,F401  (registers the partition and pool scripts of the sharded strategy)
+    stock,  # noqa: E402,F401  (registers the stock scripts)
+)

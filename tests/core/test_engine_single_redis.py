@@ -11,7 +11,9 @@ from engine.strategies.single_redis import SingleRedis
 
 
 def make(stock_units=10, **sale):
-    scenario = Scenario().with_overrides([f"sale.stock={stock_units}", *[f"sale.{k}={v}" for k, v in sale.items()]])
+    # the plain deduct path; the detail-writing variant is tested in tests/pipeline
+    scenario = Scenario().with_overrides([f"sale.stock={stock_units}", "pipeline.enabled=false",
+                                          *[f"sale.{k}={v}" for k, v in sale.items()]])
     return SingleRedis(scenario, np.random.default_rng(0), namespace="t")
 
 

@@ -25,6 +25,7 @@ def replicated_means(service_kind: str) -> np.ndarray:
     base = Scenario().with_overrides([
         "workload.kind=poisson", f"workload.rate={LAMBDA}", f"workload.duration={DURATION}", "workload.timeout=inf",
         "sale.stock=1000000000", "network.redis=0", f'redis.service.default={{kind="{service_kind}", mean={1 / MU}}}',
+        "pipeline.enabled=false",  # the kernel alone: no detail records or sync scripts on the node
     ])
     return np.array([simulate(base, seed=seed).requests["latency"].mean() for seed in range(REPS)])
 

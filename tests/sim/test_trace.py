@@ -20,7 +20,8 @@ HOP = 0.0001
 def scenario(**extra):
     return Scenario().with_overrides([
         f"redis.service.default={SERVICE}", f"network.redis={HOP}", "sale.stock=2",
-        "report.timeline_interval=0.0005", *[f"{k}={v}" for k, v in extra.items()],
+        "report.timeline_interval=0.0005", "pipeline.enabled=false",  # kernel traces: no sync pipeline
+        *[f"{k}={v}" for k, v in extra.items()],
     ])
 
 

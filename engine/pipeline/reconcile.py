@@ -1,0 +1,66 @@
+"""End-of-run reconciliation: Redis deductions vs detail records vs the DB.
+
+After the pipeline drains, every unit Redis sold must be in a detail record,
+every detail record applied, and the DB's deducted figure, its detail rows and
+the records must agree, with the DB ledger still conserving the initial stock.
+Any mismatch becomes one readable sentence in ``differences`` (expected: none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.ops import Eval
+
+from .ledger import read_ledger
+
+if TYPE_CHECKING:
+    from .sync import SyncPipeline
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    redis_sold: int
+    detail_records: int
+    detail_qty: int
+    detail_applied_qty: int
+    unapplied_records: int  # still pending or sent
+    db_pool: int
+    db_preallocated: int
+    db_deducted: int
+    db_detail_rows: int
+    db_detail_qty: int
+    applied_twice: int
+    differences: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def reconcile(pipeline: SyncPipeline, initial: int) -> Generator[Any, Any, Reconciliation]:
+    """Read every partition's detail summary and the DB ledger; compare."""
+    totals = [0] * 7
+    for tag, part in pipeline.partitions.items():
+        summary = yield Eval("detail_summary", (part.details, pipeline._sold_keys[tag]))
+        totals = [a + int(b) for a, b in zip(totals, summary)]
+    records, qty, pending, sent, _applied, applied_qty, sold = totals
+    row, db_rows, db_qty = yield from read_ledger(pipeline.sku)
+    pool, preallocated, deducted = (row.pool, row.preallocated, row.deducted) if row else (0, 0, 0)
+    twice = pipeline.stats.applied_twice
+    checks = [
+        (sold == qty, f"Redis sold {sold} != detail records' qty {qty}"),
+        (pending + sent == 0, f"{pending} detail records still pending and {sent} sent, not applied"),
+        (applied_qty == qty, f"applied detail qty {applied_qty} != detail qty {qty}"),
+        (deducted == qty, f"DB deducted {deducted} != detail records' qty {qty}"),
+        (db_qty == deducted, f"DB detail rows' qty {db_qty} != DB deducted {deducted}"),
+        (db_rows == records, f"DB detail rows {db_rows} != detail records {records}"),
+        (row is not None and pool + preallocated + deducted == initial,
+         f"DB ledger pool {pool} + pre-allocated {preallocated} + deducted {deducted} != initial {initial}"),
+        (twice == 0, f"{twice} detail records applied twice"),
+    ]
+    differences = tuple(message for ok, message in checks if not ok)
+    return Reconciliation(sold, records, qty, applied_qty, pending + sent, pool, preallocated, deducted,
+                          db_rows, db_qty, twice, differences)

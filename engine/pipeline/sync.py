@@ -1,0 +1,236 @@
+"""The async persistence pipeline: detail records -> triggers -> MQ -> idempotent DB apply.
+
+One :class:`SyncPipeline` serves one sale (one SKU) and any number of
+partitions (stock counters). Its parts, all sans-IO generators:
+
+- :meth:`deduct` runs ``deduct_detail``: the deduction and its detail record
+  in one atomic Lua step. :meth:`recorded` is the hook after any such script
+  (a strategy with its own detail-writing deduct script calls it): once a
+  partition holds ``threshold`` pending records, it spawns a flush (the
+  **count trigger**).
+- :meth:`periodic` is the **periodic trigger** of one partition: every
+  ``period`` seconds it flushes, and sends again any batch that was sent but
+  not applied for ``resend_after`` seconds (a lost message).
+- :meth:`flush` collects pending records into batches (``detail_collect``:
+  status pending -> sent, so each record goes out once per attempt) and
+  publishes each, retrying when no confirm comes.
+- :meth:`consumer` takes messages, applies each in ONE DB transaction
+  (:func:`~engine.pipeline.ledger.apply_batch`, idempotent by detail id),
+  marks the records applied in Redis (``detail_applied``) and acknowledges.
+- :meth:`drain` flushes everything after the sale, waits until nothing is
+  pending or in flight and reconciles Redis, detail records and DB
+  (:mod:`engine.pipeline.reconcile`).
+
+Figures for the summary come from :class:`~engine.pipeline.stats.SyncStats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from engine.keys import StockKeys
+from engine.ops import NOW, Eval, Sleep
+from engine.pipeline_config import PipelineConfig
+
+from . import ledger
+from .keys import DetailKeys
+from .ops import Ack, Consume, Message, Publish, Spawn
+from .reconcile import Reconciliation, reconcile
+from .stats import SyncStats
+
+Ops = Generator[Any, Any, Any]
+Note = Callable[..., None]
+
+COUNT, PERIODIC, DRAIN, RESEND = "count", "periodic", "drain", "resend"
+
+
+def stamp(t: float) -> str:
+    """The detail record's time as text (microseconds), identical in Lua and Python."""
+    return f"{t:.6f}"
+
+
+class SyncPipeline:
+    """Detail records and their asynchronous way into the DB, for one SKU."""
+
+    def __init__(self, config: PipelineConfig, sku: str, namespace: str, note: Note | None = None):
+        self.config = config
+        self.sku = sku
+        self.namespace = namespace
+        self.topic = f"{namespace}:stock-sync:{sku}"
+        self.partitions: dict[str, DetailKeys] = {}
+        self._sold_keys: dict[str, str] = {}
+        self._flushing: set[str] = set()
+        self.stats = SyncStats()
+        self.reconciliation: Reconciliation | None = None
+        self._note = note or (lambda t, kind, **fields: None)
+
+    # --- partitions ---------------------------------------------------------
+    def add_partition(self, counter: StockKeys) -> DetailKeys:
+        """Give stock counter ``counter`` detail records; its tag is the partition id."""
+        keys = DetailKeys.beside(counter)
+        if keys.tag in self.partitions:
+            raise ValueError(f"partition {keys.tag!r} added twice")
+        self.partitions[keys.tag] = keys
+        self._sold_keys[keys.tag] = counter.sold
+        return keys
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(key for part in self.partitions.values() for key in part.all())
+
+    def deduct_keys(self, counter: StockKeys) -> tuple[str, ...]:
+        """KEYS of ``deduct_detail`` for ``counter``: stock, sold, details, pending, meta."""
+        part = self.partitions[counter.tag]
+        return (counter.stock, counter.sold, part.details, part.pending, part.meta)
+
+    # --- setup --------------------------------------------------------------
+    def setup(self, initial: int, allocations: list[tuple[str, int]]) -> Ops:
+        """Create the DB tables, put ``initial`` units in the pool, pre-allocate per partition."""
+        yield from ledger.create_tables()
+        yield from ledger.init_ledger(self.sku, initial)
+        for tag, qty in allocations:
+            yield from self.preallocate(tag, qty)
+
+    def preallocate(self, tag: str, qty: int) -> Ops:
+        """Record in the DB that ``qty`` units moved from the pool to partition ``tag``."""
+        if qty > 0 and not (yield from ledger.preallocate(self.sku, tag, qty)):
+            raise RuntimeError(f"DB pool of {self.sku!r} cannot pre-allocate {qty} units to {tag!r}")
+
+    # --- producer side -------------------------------------------------------
+    def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
+        """Deduct ``qty`` and write its detail record atomically; the reply codes of ``deduct``."""
+        now = yield NOW
+        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now)))
+        if remaining >= 0:
+            yield from self.recorded(counter.tag, seq, pending)
+        return remaining
+
+    def recorded(self, tag: str, seq: int, pending: int) -> Ops:
+        """After a detail record was written: the count trigger."""
+        self.stats.saw_record(tag, seq)
+        if pending >= self.config.threshold and tag not in self._flushing:
+            self._flushing.add(tag)
+            yield Spawn(self._count_flush(tag))
+
+    def _count_flush(self, tag: str) -> Ops:
+        try:
+            yield from self.flush(tag, COUNT)
+        finally:
+            self._flushing.discard(tag)
+
+    def flush(self, tag: str, trigger: str) -> Ops:
+        """Send every pending record of partition ``tag`` as batches of at most ``batch_size``."""
+        part = self.partitions[tag]
+        size = self.config.batch_size
+        while True:
+            now = yield NOW
+            reply = yield Eval("detail_collect", (part.details, part.pending, part.batches, part.meta),
+                               (stamp(now), size))
+            if not reply:
+                return
+            batch, flat = reply
+            yield from self._publish(tag, int(batch), flat, trigger)
+            if len(flat) < 2 * size:
+                return
+
+    def periodic(self, tag: str) -> Ops:
+        """The periodic trigger of partition ``tag``; also re-sends batches lost on the way."""
+        part = self.partitions[tag]
+        while True:
+            yield Sleep(self.config.period)
+            yield from self.flush(tag, PERIODIC)
+            now = yield NOW
+            due = yield Eval("detail_stale", (part.details, part.batches), (stamp(now), self.config.resend_after))
+            for batch, flat in due:
+                yield from self._publish(tag, int(batch), flat, RESEND)
+
+    def _publish(self, tag: str, batch: int, flat: list, trigger: str) -> Ops:
+        records = [(int(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
+        payload = {"sku": self.sku, "part": tag, "batch": batch, "records": records}
+        now = yield NOW
+        self.stats.batch_sent(trigger, len(records))
+        self._note(now, "sync_publish", part=tag, batch=batch, trigger=trigger, size=len(records),
+                   backlog=self.stats.backlog)
+        for _attempt in range(self.config.publish_attempts):
+            msg_id = yield Publish(self.topic, payload)
+            if msg_id is not None:
+                self.stats.published += 1
+                return
+            self.stats.unconfirmed += 1  # no confirm: maybe lost; publish again (same records)
+        self.stats.given_up += 1
+        now = yield NOW
+        self._note(now, "sync_publish_gave_up", part=tag, batch=batch)
+
+    # --- consumer side -------------------------------------------------------
+    def consumer(self, name: str) -> Ops:
+        """Apply batches from the MQ to the DB, idempotently, and acknowledge them."""
+        while True:
+            msg = yield Consume(self.topic, name, self.config.poll)
+            if msg is not None:
+                yield from self.consume(msg)
+
+    def consume(self, msg: Message) -> Ops:
+        """One delivery: apply (one transaction), mark applied in Redis, acknowledge."""
+        payload = msg.payload
+        tag = payload["part"]
+        part = self.partitions[tag]
+        records = [(part.detail_id(seq), qty, t) for seq, qty, t in payload["records"]]
+        try:
+            report = yield from ledger.apply_batch(self.sku, tag, records)
+        except ledger.ApplyFailed as err:
+            now = yield NOW
+            self.stats.apply_failures += 1
+            self._note(now, "sync_apply_failed", part=tag, batch=payload["batch"], error=str(err))
+            return  # no ack: the broker delivers it again after the ack timeout
+        now = yield NOW
+        times = {detail_id: t for detail_id, _, t in records}
+        self.stats.applied(now, report, [times[i] for i in report.inserted], msg.deliveries)
+        yield Eval("detail_applied", (part.details, part.batches), (payload["batch"],))
+        yield Ack(self.topic, msg.msg_id)
+        self._note(now, "sync_apply", part=tag, batch=payload["batch"], inserted=len(report.inserted),
+                   duplicates=report.duplicates, deliveries=msg.deliveries, backlog=self.stats.backlog)
+
+    # --- life cycle ----------------------------------------------------------
+    def background(self) -> list[Ops]:
+        """Periodic triggers (one per partition) and the consumers."""
+        triggers = [self.periodic(tag) for tag in self.partitions]
+        return triggers + [self.consumer(f"consumer-{i}") for i in range(self.config.consumers)]
+
+    def drain(self, initial: int) -> Ops:
+        """After the sale: flush, wait until all is applied, then reconcile."""
+        start = yield NOW
+        for tag in self.partitions:
+            yield from self.flush(tag, DRAIN)
+        while True:
+            outstanding = 0
+            for tag, part in self.partitions.items():
+                pending, batches = yield Eval("detail_backlog", (part.pending, part.batches))
+                if pending:
+                    yield from self.flush(tag, DRAIN)
+                outstanding += pending + batches
+            now = yield NOW
+            if outstanding == 0 or now - start > self.config.drain_timeout:
+                break
+            yield Sleep(self.config.poll)
+        self.stats.drain_seconds = now - start
+        self.reconciliation = yield from reconcile(self, initial)
+        self._note(now, "sync_reconciled", differences=len(self.reconciliation.differences))
+
+    def counters(self) -> dict[str, float]:
+        figures = self.stats.figures()
+        recon = self.reconciliation
+        if recon is not None:
+            figures.update({
+                "sync_differences": len(recon.differences), "recon_redis_sold": recon.redis_sold,
+                "recon_detail_records": recon.detail_records, "recon_detail_qty": recon.detail_qty,
+                "recon_db_deducted": recon.db_deducted, "recon_db_preallocated": recon.db_preallocated,
+                "recon_db_pool": recon.db_pool, "recon_db_detail_rows": recon.db_detail_rows,
+                "recon_db_detail_qty": recon.db_detail_qty,
+            })
+        return figures
+
+
+def _parse_record(record: str) -> tuple[int, float]:
+    """``"qty|time|status"`` -> ``(qty, time)``."""
+    qty, t, _ = record.split("|")
+    return int(qty), float(t)

@@ -1,0 +1,81 @@
+"""The detail-record Lua scripts against their Python twins on the real Redis.
+
+Random sequences of deductions, collects, stale re-sends, applied marks and
+summaries run on both; every reply and the final state of every key agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import scripts
+from engine.keys import StockKeys
+from engine.pipeline.keys import DetailKeys
+from engine.pipeline.sync import stamp
+
+pytestmark = pytest.mark.real
+counter = itertools.count()
+
+step = st.one_of(
+    st.tuples(st.just("deduct"), st.one_of(st.integers(-1, 4), st.sampled_from(["2", "x", "1.5"]))),
+    st.tuples(st.just("collect"), st.integers(1, 5)),
+    st.tuples(st.just("stale"), st.sampled_from([0.0, 0.5, 3.0])),
+    st.tuples(st.just("applied"), st.integers(0, 6)),
+    st.tuples(st.just("backlog"), st.just(0)),
+    st.tuples(st.just("summary"), st.just(0)),
+)
+
+
+def snapshot(client, stock: StockKeys, part: DetailKeys) -> dict:
+    state = {}
+    for key in (stock.stock, stock.sold):
+        value = client.get(key)
+        state[key] = None if value is None else int(value)
+    for key in (part.details, part.batches, part.meta):
+        state[key] = client.hgetall(key) or None
+    state[part.pending] = client.lrange(part.pending, 0, -1) or None
+    return state
+
+
+def twin_snapshot(store: dict, stock: StockKeys, part: DetailKeys) -> dict:
+    state = {stock.stock: store.get(stock.stock), stock.sold: store.get(stock.sold)}
+    for key in (part.details, part.batches, part.meta):
+        value = store.get(key)
+        state[key] = {k: str(v) for k, v in value.items()} if value else None
+    state[part.pending] = list(store[part.pending]) if store.get(part.pending) else None
+    return state
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(initial=st.integers(0, 12), steps=st.lists(step, min_size=1, max_size=30))
+def test_detail_scripts_agree(redis_client, namespace, initial, steps):
+    stock = StockKeys(namespace, f"dd{next(counter)}")
+    part = DetailKeys.beside(stock)
+    store: dict = {}
+    run = {
+        "deduct": ("deduct_detail", (stock.stock, stock.sold, part.details, part.pending, part.meta)),
+        "collect": ("detail_collect", (part.details, part.pending, part.batches, part.meta)),
+        "stale": ("detail_stale", (part.details, part.batches)),
+        "applied": ("detail_applied", (part.details, part.batches)),
+        "backlog": ("detail_backlog", (part.pending, part.batches)),
+        "summary": ("detail_summary", (part.details, stock.sold)),
+    }
+    for script, keys, args in [("init_stock", (stock.stock, stock.sold), (initial,))]:
+        assert redis_client.eval(scripts.get(script).lua, len(keys), *keys, *args) == \
+            scripts.get(script).twin(store, keys, args)
+    try:
+        for i, (kind, value) in enumerate(steps):
+            now = stamp(0.25 * i + 0.123456789)
+            args = {"deduct": (value, now), "collect": (now, value), "stale": (now, value),
+                    "applied": (value,), "backlog": (), "summary": ()}[kind]
+            name, keys = run[kind]
+            real = redis_client.eval(scripts.get(name).lua, len(keys), *keys, *args)
+            twin = scripts.get(name).twin(store, keys, args)
+            assert real == twin, (kind, args)
+        assert snapshot(redis_client, stock, part) == twin_snapshot(store, stock, part)
+    finally:
+        redis_client.delete(stock.stock, stock.sold, *part.all())
