@@ -8,6 +8,8 @@ change it:
 
 - a *pre-allocation* moves ``n`` units from the pool to a partition
   (``pool -= n; preallocated += n``): actual stock is unchanged;
+- a *release* gives unsold units of a retired partition back to the pool
+  (the reverse move);
 - an *MQ update* of ``n`` sold units moves them from pre-allocated to
   deducted (``preallocated -= n; deducted += n``) in ONE transaction with the
   detail rows that justify it: actual stock falls by ``n``.
@@ -85,6 +87,25 @@ def _part_preallocate(tables: Tables, params: tuple) -> SqlResult:
     return SqlResult(affected=2)  # MySQL: ON DUPLICATE KEY UPDATE that changed the row counts 2
 
 
+def _ledger_release(tables: Tables, params: tuple) -> SqlResult:
+    give, take, sku, need = params
+    row = tables["ledger"].get(sku)
+    if row is None or row["preallocated"] < need or take == 0:
+        return EMPTY
+    row["pool"] += give
+    row["preallocated"] -= take
+    return SqlResult(affected=1)
+
+
+def _part_release(tables: Tables, params: tuple) -> SqlResult:
+    take, part, need = params
+    row = tables["ledger_part"].get(part)
+    if row is None or row["preallocated"] < need or take == 0:
+        return EMPTY
+    row["preallocated"] -= take
+    return SqlResult(affected=1)
+
+
 def _detail_insert(tables: Tables, params: tuple) -> SqlResult:
     detail_id, sku, part, qty, t = params
     rows = tables["detail"]
@@ -127,6 +148,15 @@ register(Statement("part_preallocate",
                    "INSERT INTO {ledger_part} (part, sku, preallocated, deducted) VALUES (%s, %s, %s, 0) "
                    "ON DUPLICATE KEY UPDATE preallocated = preallocated + %s",
                    _part_preallocate, lock_rows("ledger_part", 0)))
+# params (qty, qty, sku, qty): pre-allocated -> pool (a partition gave unsold stock back)
+register(Statement("ledger_release",
+                   "UPDATE {ledger} SET pool = pool + %s, preallocated = preallocated - %s WHERE sku = %s "
+                   "AND preallocated >= %s",
+                   _ledger_release, lock_rows("ledger", 2)))
+# params (qty, part, qty)
+register(Statement("part_release",
+                   "UPDATE {ledger_part} SET preallocated = preallocated - %s WHERE part = %s AND preallocated >= %s",
+                   _part_release, lock_rows("ledger_part", 1)))
 # params (detail_id, sku, part, qty, t); 1 row when new, 0 for a detail id seen before
 register(Statement("detail_insert", "INSERT IGNORE INTO {detail} (detail_id, sku, part, qty, t) VALUES (%s, %s, %s, %s, %s)",
                    _detail_insert, lock_rows("detail", 0)))
@@ -208,6 +238,19 @@ def preallocate(sku: str, part: str, qty: int) -> Generator[Any, Any, bool]:
         yield DbRollback(txn)
         return False
     yield from _ok((yield DbExec(txn, "part_preallocate", (part, sku, qty, qty))), txn)
+    yield from _ok((yield DbCommit(txn)), txn)
+    return True
+
+
+def release(sku: str, part: str, qty: int) -> Generator[Any, Any, bool]:
+    """Move ``qty`` unsold units from partition ``part`` back to the pool; False if it holds fewer."""
+    txn = yield from _ok((yield DB_BEGIN), None)
+    moved = yield from _ok((yield DbExec(txn, "ledger_release", (qty, qty, sku, qty))), txn)
+    if moved.affected == 1:
+        moved = yield from _ok((yield DbExec(txn, "part_release", (qty, part, qty))), txn)
+    if moved.affected != 1:
+        yield DbRollback(txn)
+        return False
     yield from _ok((yield DbCommit(txn)), txn)
     return True
 

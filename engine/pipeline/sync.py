@@ -27,7 +27,7 @@ Figures for the summary come from :class:`~engine.pipeline.stats.SyncStats`.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
 
 from engine.keys import StockKeys
 from engine.ops import NOW, Eval, Sleep
@@ -41,6 +41,17 @@ from .stats import SyncStats
 
 Ops = Generator[Any, Any, Any]
 Note = Callable[..., None]
+
+
+class Counter(Protocol):
+    """A partition's keys as the pipeline needs them (StockKeys, sharded PartitionKeys)."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def sold(self) -> str: ...
 
 COUNT, PERIODIC, DRAIN, RESEND = "count", "periodic", "drain", "resend"
 
@@ -66,9 +77,9 @@ class SyncPipeline:
         self._note = note or (lambda t, kind, **fields: None)
 
     # --- partitions ---------------------------------------------------------
-    def add_partition(self, counter: StockKeys) -> DetailKeys:
+    def add_partition(self, counter: Counter) -> DetailKeys:
         """Give stock counter ``counter`` detail records; its tag is the partition id."""
-        keys = DetailKeys.beside(counter)
+        keys = DetailKeys(counter.namespace, counter.tag)
         if keys.tag in self.partitions:
             raise ValueError(f"partition {keys.tag!r} added twice")
         self.partitions[keys.tag] = keys
@@ -83,6 +94,11 @@ class SyncPipeline:
         part = self.partitions[counter.tag]
         return (counter.stock, counter.sold, part.details, part.pending, part.meta)
 
+    def detail_keys(self, tag: str) -> tuple[str, str, str]:
+        """The KEYS a detail-writing deduct script appends: details, pending, meta."""
+        part = self.partitions[tag]
+        return (part.details, part.pending, part.meta)
+
     # --- setup --------------------------------------------------------------
     def setup(self, initial: int, allocations: list[tuple[str, int]]) -> Ops:
         """Create the DB tables, put ``initial`` units in the pool, pre-allocate per partition."""
@@ -96,6 +112,11 @@ class SyncPipeline:
         if qty > 0 and not (yield from ledger.preallocate(self.sku, tag, qty)):
             raise RuntimeError(f"DB pool of {self.sku!r} cannot pre-allocate {qty} units to {tag!r}")
 
+    def release(self, tag: str, qty: int) -> Ops:
+        """Record in the DB that ``qty`` unsold units went back from partition ``tag`` to the pool."""
+        if qty > 0 and not (yield from ledger.release(self.sku, tag, qty)):
+            raise RuntimeError(f"DB partition {tag!r} of {self.sku!r} cannot release {qty} units")
+
     # --- producer side -------------------------------------------------------
     def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
         """Deduct ``qty`` and write its detail record atomically; the reply codes of ``deduct``."""
@@ -104,6 +125,19 @@ class SyncPipeline:
         if remaining >= 0:
             yield from self.recorded(counter.tag, seq, pending)
         return remaining
+
+    def deduct_with(self, script: str, keys: tuple[str, ...], args: tuple[Any, ...], tag: str) -> Generator[Any, Any, list]:
+        """Run a detail-writing variant of a deduct script for partition ``tag``.
+
+        The variant takes the base script's KEYS plus :meth:`detail_keys` and its
+        ARGV plus the time, and replies the base reply followed by ``seq, pending``
+        (``seq`` 0 when nothing was sold); the base reply is returned.
+        """
+        now = yield NOW
+        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now)))
+        if reply[-2] > 0:
+            yield from self.recorded(tag, reply[-2], reply[-1])
+        return reply[:-2]
 
     def recorded(self, tag: str, seq: int, pending: int) -> Ops:
         """After a detail record was written: the count trigger."""

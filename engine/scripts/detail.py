@@ -10,7 +10,7 @@ script returns strings, integers where it returns numbers).
 
 from __future__ import annotations
 
-from . import Store, register
+from . import REGISTRY, Script, Store, get, partition, register
 from .stock import BAD_QTY, NO_STOCK_KEY, SOLD_OUT, _as_int
 
 
@@ -30,12 +30,52 @@ def deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]:
     store[keys[1]] = store.get(keys[1], 0) + qty
     stock -= qty
     store[keys[0]] = stock
-    meta = store.setdefault(keys[4], {})
-    seq = meta["seq"] = meta.get("seq", 0) + 1
-    store.setdefault(keys[2], {})[str(seq)] = f"{qty}|{args[1]}|p"
-    pending = store.setdefault(keys[3], [])
-    pending.append(str(seq))
-    return [stock, seq, len(pending)]
+    return [stock, *_write_detail(store, keys[2], keys[3], keys[4], qty, args[1])]
+
+
+def _write_detail(store: Store, details: str, pending: str, meta: str, qty: int, t: str) -> tuple[int, int]:
+    """Number a new pending record ``qty|t|p``; return its seq and the partition's pending count."""
+    numbers = store.setdefault(meta, {})
+    seq = numbers["seq"] = numbers.get("seq", 0) + 1
+    store.setdefault(details, {})[str(seq)] = f"{qty}|{t}|p"
+    queue = store.setdefault(pending, [])
+    queue.append(str(seq))
+    return seq, len(queue)
+
+
+# partition_deduct_detail is partition_deduct itself, run as a local function, followed by the
+# detail record: the sharded deduction keeps its exact semantics and gains the record atomically.
+_PARTITION_WRAPPER = """\
+-- partition_deduct_detail: partition_deduct (unchanged, as a local function) plus the
+-- deduction's detail record, in one atomic step.
+-- KEYS[1..4], ARGV[1..2]  as partition_deduct
+-- KEYS[5]  detail hash   KEYS[6]  pending list   KEYS[7]  detail meta hash (same hash tag)
+-- ARGV[3]  time of the deduction, decimal text in seconds
+-- Returns partition_deduct's reply followed by {seq, pending}: the new record's seq and the
+--   partition's pending count when it sold (status 0), else 0, 0.
+local function partition_deduct()
+{body}
+end
+local reply = partition_deduct()
+if reply[1] ~= 0 then
+  reply[6] = 0
+  reply[7] = 0
+  return reply
+end
+local seq = redis.call('HINCRBY', KEYS[7], 'seq', 1)
+redis.call('HSET', KEYS[5], seq, string.format('%d|%s|p', tonumber(ARGV[1]), ARGV[3]))
+reply[6] = seq
+reply[7] = redis.call('RPUSH', KEYS[6], seq)
+return reply
+"""
+
+
+def partition_deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]:
+    reply = partition.partition_deduct(store, keys[:4], args[:2])
+    if reply[0] != 0:
+        return [*reply, 0, 0]
+    qty = args[0] if args[0].__class__ is int else _as_int(args[0])
+    return [*reply, *_write_detail(store, keys[4], keys[5], keys[6], qty, args[2])]
 
 
 def _restatus(details: dict[str, str], seq: str, status: str) -> str:
@@ -125,3 +165,8 @@ register("detail_stale", detail_stale)
 register("detail_applied", detail_applied)
 register("detail_backlog", detail_backlog)
 register("detail_summary", detail_summary)
+REGISTRY["partition_deduct_detail"] = Script(
+    "partition_deduct_detail",
+    _PARTITION_WRAPPER.replace("{body}", get("partition_deduct").lua.rstrip("\n")),
+    partition_deduct_detail,
+)

@@ -79,3 +79,34 @@ def test_detail_scripts_agree(redis_client, namespace, initial, steps):
         assert snapshot(redis_client, stock, part) == twin_snapshot(store, stock, part)
     finally:
         redis_client.delete(stock.stock, stock.sold, *part.all())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=st.integers(0, 8), b=st.integers(0, 8), threshold=st.integers(1, 4),
+       qtys=st.lists(st.one_of(st.integers(-1, 4), st.just("x")), min_size=1, max_size=12))
+def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client, namespace, a, b, threshold, qtys):
+    from engine.sharded_keys import PartitionKeys
+
+    part = PartitionKeys(namespace, f"pd{next(counter)}")
+    detail = DetailKeys(namespace, part.tag)
+    keys = (*part.deduct_keys(), detail.details, detail.pending, detail.meta)
+    plain: dict = {}  # the same partition under partition_deduct alone
+    store: dict = {}
+    for twin_store in (plain, store):
+        scripts.get("partition_init").twin(twin_store, part.init_keys(), ())
+        twin_store[part.a], twin_store[part.b] = a, b
+    redis_client.eval(scripts.get("partition_init").lua, 6, *part.init_keys())
+    redis_client.set(part.a, a)
+    redis_client.set(part.b, b)
+    try:
+        for i, qty in enumerate(qtys):
+            args = (qty, threshold, stamp(0.1 * i))
+            real = redis_client.eval(scripts.get("partition_deduct_detail").lua, len(keys), *keys, *args)
+            twin = scripts.get("partition_deduct_detail").twin(store, keys, args)
+            base = scripts.get("partition_deduct").twin(plain, part.deduct_keys(), args[:2])
+            assert real == twin and twin[:5] == base
+        assert redis_client.hgetall(detail.details) == (store.get(detail.details) or {})
+        assert redis_client.lrange(detail.pending, 0, -1) == (store.get(detail.pending) or [])
+        assert int(redis_client.get(part.sold)) == store[part.sold] == plain[part.sold]
+    finally:
+        redis_client.delete(*part.all(), *detail.all())

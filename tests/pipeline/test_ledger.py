@@ -90,3 +90,15 @@ def test_preallocation_beyond_the_pool_is_refused():
     assert run(ledger.preallocate("sku42", "sku42:p0", 51), tables) is False
     row, part, _, _ = figures(tables)
     assert row == LedgerRow(pool=50, preallocated=0, deducted=0) and part == (None, None)
+
+
+def test_release_gives_unsold_units_back_to_the_pool():
+    tables: dict = {}
+    run(ledger.create_tables(), tables)
+    run(ledger.init_ledger("sku42", 1_000), tables)
+    run(ledger.preallocate("sku42", "sku42:p0", 400), tables)
+    run(ledger.apply_batch("sku42", "sku42:p0", records(30)), tables)
+    assert run(ledger.release("sku42", "sku42:p0", 371), tables) is False  # only 370 are pre-allocated
+    assert run(ledger.release("sku42", "sku42:p0", 370), tables) is True
+    row, part, _, _ = figures(tables)
+    assert row == LedgerRow(pool=970, preallocated=0, deducted=30) and row.actual == 970 and part == (0, 30)
