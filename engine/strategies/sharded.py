@@ -26,6 +26,7 @@ from typing import Any
 from ..keys import SlotMap
 from ..model import Inventory, Outcome, Request
 from ..ops import NOW, Eval, Sleep
+from ..pipeline import SyncPipeline
 from ..registry import Registry, State
 from ..scripts.partition import RETIRED
 from ..scripts.stock import SOLD_OUT
@@ -89,6 +90,11 @@ class Sharded(Strategy):
         self.pool_node = slots.node_of(self.pool.stock)
         self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng)) for k in range(cfg.apps)]
         self._deduct_keys = [p.deduct_keys() for p in self.parts]
+        self.pipeline: SyncPipeline | None = None
+        if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
+            self.pipeline = SyncPipeline(scenario.pipeline, sku, self.namespace, self.note)
+            for part in self.parts:
+                self.pipeline.add_partition(part)
         self.oracle: Read | None = None  # exact reads for the false sold-out metric only
         self._all_sold = False
         self.node_ops = [0] * scenario.redis.nodes
@@ -101,6 +107,8 @@ class Sharded(Strategy):
     # --- life cycle -----------------------------------------------------
     def setup(self) -> Ops:
         cfg = self.cfg
+        if self.pipeline is not None:  # DB ledger: all stock in the pool; _move records each pre-allocation
+            yield from self.pipeline.setup(self.scenario.sale.stock, [])
         created = yield self._eval(self.pool_node, "pool_init", (self.pool.stock,), (self.scenario.sale.stock,))
         if created != 1:
             raise RuntimeError(f"pool {self.pool.stock} already exists (pool_init returned {created})")
@@ -136,8 +144,12 @@ class Sharded(Strategy):
             outstanding[node] += 1
             self.node_ops[node] += 1
             self.part_requests[i] += 1
-            status, remaining, active, switched, ticket = yield Eval(
-                "partition_deduct", self._deduct_keys[i], (qty, self.cfg.threshold))
+            if self.pipeline is None:
+                status, remaining, active, switched, ticket = yield Eval(
+                    "partition_deduct", self._deduct_keys[i], (qty, self.cfg.threshold))
+            else:
+                status, remaining, active, switched, ticket = yield from self.pipeline.deduct_with(
+                    "partition_deduct_detail", self._deduct_keys[i], (qty, self.cfg.threshold), self.parts[i].tag)
             outstanding[node] -= 1
             if status == 0:
                 before = registry.views[i].state
@@ -175,6 +187,8 @@ class Sharded(Strategy):
             gens += [self._injector(app) for _ in range(self.cfg.injectors)]
             gens += [self._refresher(app, i) for i in range(len(self.parts))]
             gens.append(self._pool_refresher(app))
+        if self.pipeline is not None:
+            gens += self.pipeline.background()
         return gens
 
     def drain(self) -> Ops:
@@ -187,6 +201,8 @@ class Sharded(Strategy):
                 self.stranded += a + b
                 if self.cfg.return_stranded and a + b > 0:
                     yield from self._retire(self.apps[0], i, topup=False)
+        if self.pipeline is not None:  # last: every sale and every stock move is final by now
+            yield from self.pipeline.drain(self.scenario.sale.stock)
 
     # --- injection, retirement, refresh ----------------------------------
     def _after_sale(self, app: App, t: float, i: int, active: int, switched: int, ticket: int,
@@ -246,6 +262,8 @@ class Sharded(Strategy):
             (ticket, grant, flag, self.cfg.subdomain_size))
         if status < 0:
             raise RuntimeError(f"partition_inject {ticket} failed with {status}")
+        if self.pipeline is not None and credited > 0:  # the DB ledger: pool -> pre-allocated
+            yield from self.pipeline.preallocate(self.parts[i].tag, credited)
         if bounced:
             self.stats["bounced_units"] += bounced
             yield from self._give_back(i, f"back:{ticket}", bounced)
@@ -267,6 +285,8 @@ class Sharded(Strategy):
         if units == 0:
             return
         yield from self._give_back(i, f"retire:p{i}", units)
+        if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool
+            yield from self.pipeline.release(self.parts[i].tag, units)
         self.stats["returned_units"] += units
         live = app.registry.live()
         if topup and live:
@@ -331,7 +351,8 @@ class Sharded(Strategy):
 
     def keys(self) -> tuple[str, ...]:
         keys = [key for part in self.parts for key in part.all()]
-        return (*keys, *self.pool.all(len(self.parts)))
+        pipeline = self.pipeline.keys() if self.pipeline is not None else ()
+        return (*keys, *self.pool.all(len(self.parts)), *pipeline)
 
     def inventory(self, read: Read) -> Inventory:
         def value(key: str) -> int:
@@ -357,4 +378,6 @@ class Sharded(Strategy):
         figures["skew"] = max(loads) / (sum(loads) / len(loads)) if sum(loads) else float("nan")
         parts = self.part_requests
         figures["partition_skew"] = max(parts) / (sum(parts) / len(parts)) if sum(parts) else float("nan")
+        if self.pipeline is not None:
+            figures.update(self.pipeline.counters())
         return figures

@@ -27,8 +27,16 @@ FAULTS = {
 }
 
 
+# sharded: 4 partitions on 2 nodes, 200 units pre-allocated each, refilled from the pool
+# (so the DB ledger sees injections) and stranded units returned at the end (releases)
+SHARDED = ["redis.nodes=2", "sharded.partitions=4", "sharded.preallocation=200", "sharded.subdomain_size=100",
+           "sharded.threshold=20", "sharded.injection=60", "sharded.return_stranded=true"]
+STRATEGIES = ("single_redis", "sharded")
+
+
 def run(overrides, strategy="single_redis", seed=3):
-    return simulate(Scenario().with_overrides([*SMALL, *overrides]), seed=seed, strategy=strategy)
+    extra = SHARDED if strategy == "sharded" else []
+    return simulate(Scenario().with_overrides([*SMALL, *extra, *overrides]), seed=seed, strategy=strategy)
 
 
 def assert_reconciled(s):
@@ -41,9 +49,10 @@ def assert_reconciled(s):
     assert s["sync_backlog_end"] == 0 and s["violations"] == 0
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_db_matches_redis_after_drain(fault):
-    s = run(FAULTS[fault]).summary
+def test_db_matches_redis_after_drain(fault, strategy):
+    s = run(FAULTS[fault], strategy).summary
     assert_reconciled(s)
     assert s["sold"] == s["ok_qty"]  # every OK buyer's units, and only those
     if fault in ("duplicates", "everything"):
@@ -56,24 +65,31 @@ def test_db_matches_redis_after_drain(fault):
         assert s["mq_redelivered"] > 0 and s["sync_redeliveries"] > 0 and s["sync_duplicates_suppressed"] > 0
 
 
-def test_reordering_really_reorders_applies():
-    r = run(FAULTS["reordering"])
-    applies = r.events[r.events["kind"] == "sync_apply"].sort_values("t")
-    assert (np.diff(applies["batch"].to_numpy()) < 0).any()  # a later batch committed before an earlier one
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_reordering_really_reorders_applies(strategy):
+    r = run(FAULTS["reordering"], strategy)
+    def order(kind):
+        events = r.events[r.events["kind"] == kind].sort_values("t", kind="stable")
+        return [(row.part, row.batch) for row in events.itertuples()]
+
+    published, applied = order("sync_publish"), order("sync_apply")
+    assert sorted(published) == sorted(applied) and published != applied  # a later batch committed first
     assert_reconciled(r.summary)
 
 
-def test_a_batch_lost_for_good_is_resent_by_sync_status():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_batch_lost_for_good_is_resent_by_sync_status(strategy):
     # one unconfirmed publish and the producer gives up; the periodic trigger finds the batch
     # still 'sent' after resend_after and sends it again
     s = run(["pipeline.loss=0.5", "pipeline.publish_attempts=1", "pipeline.resend_after=0.5", "pipeline.period=0.2"],
-            seed=1).summary
+            strategy, seed=1).summary
     assert s["sync_trigger_resend"] > 0 and s["mq_given_up"] > 0 and s["mq_unconfirmed"] == s["mq_lost"]
     assert_reconciled(s)
 
 
-def test_a_slow_batch_resent_too_early_is_suppressed_as_duplicate():
-    s = run(["pipeline.resend_after=0.02", "pipeline.period=0.05", "pipeline.delivery=0.1"]).summary
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_slow_batch_resent_too_early_is_suppressed_as_duplicate(strategy):
+    s = run(["pipeline.resend_after=0.02", "pipeline.period=0.05", "pipeline.delivery=0.1"], strategy).summary
     assert s["sync_trigger_resend"] > 0 and s["sync_duplicates_suppressed"] > 0
     assert_reconciled(s)
 
@@ -93,8 +109,20 @@ def test_same_seed_same_pipeline():
         {k: v for k, v in b.items() if k.startswith(("sync", "mq", "db", "recon"))}
 
 
-def test_pipeline_off_writes_no_details():
-    s = run(["pipeline.enabled=false"]).summary
+def test_sharded_ledger_saw_injections_and_returns():
+    r = run([], "sharded")
+    s = r.summary
+    assert s["injections"] > 0 and s["retired"] > 0 and s["stranded"] == 0
+    assert_reconciled(s)
+    # the DB's pool and pre-allocated stock are where Redis says the unsold units are
+    holders = r.inventory.holders
+    assert s["recon_db_pool"] == holders["pool"] > 0  # stranded units went back to the pool, in both
+    assert s["recon_db_preallocated"] == sum(v for k, v in holders.items() if k != "pool")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_pipeline_off_writes_no_details(strategy):
+    s = run(["pipeline.enabled=false"], strategy).summary
     assert "sync_records" not in s and "mq_lost" not in s and s["violations"] == 0
 
 
