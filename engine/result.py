@@ -67,9 +67,11 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
               node_busy: list[float], horizon: float, extra: dict[str, float] | None = None) -> dict[str, Any]:
     """Headline figures of one run.
 
-    goodput: successful requests per second between the first arrival and the
-    last successful reply. time_to_sellout: that same span, when the stock ran
-    out (NaN otherwise). util_nodeK: busy time of Redis node K over the run.
+    goodput: successful requests per second over the selling window: from the
+    first arrival to the last successful reply when the stock ran out (that
+    span is ``time_to_sellout``), else to the later of the last arrival and the
+    last successful reply (the whole offered load). util_nodeK: busy time of
+    Redis node K over the run.
     """
     codes = requests["outcome"].cat.codes.to_numpy()
     counts = np.bincount(codes[codes >= 0], minlength=len(OUTCOME_LABELS))
@@ -79,8 +81,13 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     t_done = requests["t_done"].to_numpy()
     start = float(t_arrival.min()) if len(t_arrival) else 0.0
     last_ok = float(t_done[ok_mask].max()) if ok_mask.any() else math.nan
-    span = last_ok - start if ok_mask.any() else math.nan
-    sold_out = inventory.initial > 0 and inventory.remaining == 0 and not inventory.in_flight
+    sold_out = inventory.initial > 0 and inventory.remaining == 0 and not any(inventory.in_flight.values())
+    if sold_out and ok_mask.any():
+        span = last_ok - start
+    elif len(t_arrival):
+        span = max(float(t_arrival.max()), last_ok if ok_mask.any() else -math.inf) - start
+    else:
+        span = math.nan
     summary: dict[str, Any] = {
         "strategy": strategy,
         "requests": int(len(requests)),
@@ -93,13 +100,13 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
         "sold": inventory.sold,
         "remaining": inventory.remaining,
         "oversold": max(0, inventory.sold - inventory.initial),
-        "goodput": counts[Outcome.OK] / span if span and span > 0 else math.nan,
+        "goodput": float(counts[Outcome.OK] / span) if span > 0 else math.nan,
         "throughput": len(requests) / (float(np.nanmax(t_done)) - start) if len(requests) > 1 else math.nan,
     }
     for name, q in PERCENTILES.items():
         summary[name] = float(np.nanpercentile(latency, q)) if len(latency) else math.nan
     summary["ok_p99"] = float(np.percentile(latency[ok_mask], 99)) if ok_mask.any() else math.nan
-    summary["time_to_sellout"] = span if sold_out else math.nan
+    summary["time_to_sellout"] = span if sold_out and ok_mask.any() else math.nan
     for i, busy in enumerate(node_busy):
         summary[f"util_node{i}"] = busy / horizon if horizon > 0 else math.nan
     summary.update(extra or {})
