@@ -64,6 +64,8 @@ def sweep_figures(path: Path) -> dict[str, Figure]:
         figures["goodput_vs_load"] = goodput_figure(points, x)
         figures["latency_vs_load"] = latency_figure(points, x)
         lag = [c for c in runs.columns if "lag" in c and pd.api.types.is_numeric_dtype(runs[c])]
+        headline = [c for c in lag if c.endswith(("_mean", "_p99", "_max"))]
+        lag = headline or lag
         if lag:
             figures["sync_lag"] = lag_figure(points, x, lag)
     if (path / "latency.parquet").exists():
@@ -137,7 +139,7 @@ def _xvalues(group: pd.DataFrame, x: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- figures
 def goodput_figure(points: pd.DataFrame, x: str) -> Figure:
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
     for label, group in series(points, x):
         ax.errorbar(_xvalues(group, x), group["goodput_mean"], yerr=group["goodput_ci"].fillna(0),
@@ -153,25 +155,24 @@ def goodput_figure(points: pd.DataFrame, x: str) -> Figure:
 
 
 def latency_figure(points: pd.DataFrame, x: str) -> Figure:
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
     for index, (label, group) in enumerate(series(points, x)):
         color = f"C{index % 10}"
         for name, style in PERCENTILE_STYLES.items():
             if f"{name}_mean" in group:
                 values = group[f"{name}_mean"].to_numpy(dtype=float) * 1000
-                ax.plot(_xvalues(group, x), np.maximum(values, 1e-4), ls=style, marker=".", color=color,
-                        label=f"{label} {name}")
-    ax.set_yscale("log")
+                ax.plot(_xvalues(group, x), values, ls=style, marker=".", color=color, label=f"{label} {name}")
+    ax.set_yscale("symlog", linthresh=0.01)  # 0 ms (refused by the app's sold-out flag) stays visible
     ax.set(title="Latency percentiles vs offered load (from intended send time)", xlabel=axis_label(x),
-           ylabel="latency (ms, log scale)")
+           ylabel="latency (ms, symlog)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small", ncol=2)
     return figure
 
 
 def lag_figure(points: pd.DataFrame, x: str, columns: Sequence[str]) -> Figure:
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
     for index, (label, group) in enumerate(series(points, x)):
         for offset, column in enumerate(columns):
@@ -188,7 +189,7 @@ def cdf_figure(quantiles: pd.DataFrame, runs: pd.DataFrame, x: str | None) -> Fi
     meta = runs[["run_key", "strategy", *([x] if x else [])]]
     data = quantiles.merge(meta, on="run_key")
     strategies = sorted(data["strategy"].unique())
-    figure = Figure(figsize=(6.5 * len(strategies), 4.5))
+    figure = Figure(figsize=(6.5 * len(strategies), 4.5), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(strategies), squeeze=False)[0])
     for ax, strategy in zip(axes, strategies):
         subset = data[data["strategy"] == strategy]
@@ -211,7 +212,7 @@ def timeline_figure(timeline: pd.DataFrame, runs: pd.DataFrame, x: str | None) -
     if x:
         chosen = chosen.sort_values(x).groupby("strategy").tail(1)
     chosen = chosen.drop_duplicates("strategy")
-    figure = Figure(figsize=(6.5 * len(chosen), 4.5))
+    figure = Figure(figsize=(6.5 * len(chosen), 4.5), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(chosen), squeeze=False)[0])
     for ax, (_, run) in zip(axes, chosen.iterrows()):
         rows = timeline[timeline["run_key"] == run["run_key"]]
@@ -219,13 +220,20 @@ def timeline_figure(timeline: pd.DataFrame, runs: pd.DataFrame, x: str | None) -
                    and rows[c].notna().any()]
         for holder in holders:
             ax.step(rows["t"], rows[holder], where="post", lw=1, label=holder)
-        ax.step(rows["t"], rows["remaining"], where="post", color="black", ls="--", lw=1.2, label="remaining (total)")
+        total = ax.twinx()  # the total dwarfs one partition: its own axis, on the right
+        total.step(rows["t"], rows["remaining"], where="post", color="black", ls="--", lw=1.2)
+        total.set_ylabel("remaining in total (units, dashed)")
+        total.set_ylim(bottom=0)
+        changes = rows["t"][rows["remaining"].diff().fillna(0) != 0]
+        if len(changes) and changes.max() > 0:
+            ax.set_xlim(0, min(rows["t"].max(), changes.max() * 1.3))  # zoom on the sale, not the drain
         where = f" at {value_label(x, run[x])}" if x else ""
         ax.set(title=f"Stock over time — {run['strategy']}{where}", xlabel="time from sale start (s)",
-               ylabel="units")
+               ylabel="units per holder (solid)")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         if len(holders) <= 12:
-            ax.legend(fontsize="small")
+            ax.legend(fontsize="small", loc="upper right")
     return figure
 
 
