@@ -53,7 +53,7 @@ class DbConfig:
         "(calibrated: ~550 TPS for one hot row at 1000 connections)",
     )
     grant_cost: float = doc(5.0e-6, "lock_sys mutex time to hand a released row lock to the next waiter")
-    retry: str = doc("none", "client retry on a DB error (lock-wait timeout, deadlock, pool timeout): none | immediate | backoff")
+    retry: str = doc("none", "client retry on a DB error (lock-wait timeout, deadlock, pool timeout): none, immediate or backoff")
     retry_max: int = doc(3, "retries per request after a DB error")
     retry_base: float = doc(0.005, "backoff: first delay, seconds; doubles per retry, full jitter")
     retry_cap: float = doc(0.2, "backoff: largest delay, seconds")

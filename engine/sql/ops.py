@@ -18,7 +18,12 @@ Errors are *values*, never exceptions, so a strategy tests them like any reply
 (``if isinstance(reply, DbError)``) and both interpreters deliver them the same
 way. After an error inside a transaction the strategy must still end it with
 ``DbRollback`` (MySQL keeps the transaction open after a lock-wait timeout; the
-handle must be released either way).
+handle must be released either way). An error of an autocommit ``DbExec`` or
+of ``DbBegin`` leaves nothing to end.
+
+Never ``Sleep`` while holding a transaction or session: a buyer whose deadline
+passes during the sleep is dropped by the interpreter, and nothing would give
+the connection back. Give it back first, then sleep, then begin again.
 """
 
 from __future__ import annotations

@@ -40,12 +40,9 @@ def select_stock(tables: Tables, params: tuple) -> SqlResult:
 
 def _take(row: dict, params: tuple) -> int:
     """``SET stock = stock - %s, sold = sold + %s, version = version + 1``: changed rows."""
-    take, add = params[0], params[1]
-    if take == 0 and add == 0:
-        return 0  # MySQL counts changed rows; version + 1 still changes it, but we never send 0
-    row["stock"] -= take
-    row["sold"] += add
-    row["version"] += 1
+    row["stock"] -= params[0]
+    row["sold"] += params[1]
+    row["version"] += 1  # so the row always changes (and counts as changed), even for qty 0
     return 1
 
 
