@@ -29,6 +29,7 @@ batch (or a record) applied twice changes nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,18 @@ def _detail_insert(tables: Tables, params: tuple) -> SqlResult:
     return SqlResult(affected=1)
 
 
+def _detail_insert_batch(tables: Tables, params: tuple) -> SqlResult:
+    sku, part, records = params
+    inserted = 0
+    for detail_id, qty, t in json.loads(records):
+        inserted += _detail_insert(tables, (detail_id, sku, part, qty, t)).affected
+    return SqlResult(affected=inserted)
+
+
+def _batch_locks(params: tuple) -> tuple[tuple[str, Any], ...]:
+    return tuple(("detail", record[0]) for record in json.loads(params[2]))
+
+
 def _apply(table: str) -> Any:
     def apply(tables: Tables, params: tuple) -> SqlResult:
         take, add, key = params
@@ -160,6 +173,13 @@ register(Statement("part_release",
 # params (detail_id, sku, part, qty, t); 1 row when new, 0 for a detail id seen before
 register(Statement("detail_insert", "INSERT IGNORE INTO {detail} (detail_id, sku, part, qty, t) VALUES (%s, %s, %s, %s, %s)",
                    _detail_insert, lock_rows("detail", 0)))
+# params (sku, part, json [[detail_id, qty, t], ...]): the whole batch in one statement (MariaDB >= 10.6,
+# MySQL >= 8.0 have JSON_TABLE); affected = rows that were new
+register(Statement("detail_insert_batch",
+                   "INSERT IGNORE INTO {detail} (detail_id, sku, part, qty, t) "
+                   "SELECT j.detail_id, %s, %s, j.qty, j.t FROM JSON_TABLE(%s, '$[*]' COLUMNS ("
+                   "detail_id VARCHAR(160) PATH '$[0]', qty BIGINT PATH '$[1]', t DOUBLE PATH '$[2]')) AS j",
+                   _detail_insert_batch, _batch_locks))
 # params (qty, qty, sku): an MQ update, pre-allocated -> deducted
 register(Statement("ledger_apply",
                    "UPDATE {ledger} SET preallocated = preallocated - %s, deducted = deducted + %s WHERE sku = %s",
@@ -258,20 +278,34 @@ def release(sku: str, part: str, qty: int) -> Generator[Any, Any, bool]:
 def apply_batch(sku: str, part: str, records: list[tuple[str, int, float]]) -> Generator[Any, Any, ApplyReport]:
     """Apply detail records ``(detail_id, qty, t)`` of one partition in ONE transaction.
 
-    Each detail row goes in with INSERT IGNORE (the primary key is the detail
+    The detail rows go in with INSERT IGNORE (the primary key is the detail
     id); only the rows that were new move units from pre-allocated to
     deducted, on the product and on the partition. Idempotent: a second
     application inserts nothing and moves nothing. Raises :class:`ApplyFailed`
     (after rolling back) when the DB refuses; the caller must not acknowledge.
+
+    A batch goes in as one multi-row statement. A record belongs to one batch
+    only (a re-send repeats the batch as it was), so a batch is either all new
+    or all known; should it be partly known, the transaction is rolled back and
+    redone row by row, which tells exactly which rows were new.
     """
     txn = yield from _ok((yield DB_BEGIN), None)
-    inserted = []
-    qty = 0
-    for detail_id, n, t in records:
-        reply = yield from _ok((yield DbExec(txn, "detail_insert", (detail_id, sku, part, n, t))), txn)
-        if reply.affected == 1:
-            inserted.append(detail_id)
-            qty += n
+    rows = json.dumps([list(record) for record in records])
+    reply = yield from _ok((yield DbExec(txn, "detail_insert_batch", (sku, part, rows))), txn)
+    if reply.affected == len(records):
+        inserted = [detail_id for detail_id, _, _ in records]
+        qty = sum(n for _, n, _ in records)
+    elif reply.affected == 0:
+        inserted, qty = [], 0
+    else:
+        yield DbRollback(txn)
+        txn = yield from _ok((yield DB_BEGIN), None)
+        inserted, qty = [], 0
+        for detail_id, n, t in records:
+            reply = yield from _ok((yield DbExec(txn, "detail_insert", (detail_id, sku, part, n, t))), txn)
+            if reply.affected == 1:
+                inserted.append(detail_id)
+                qty += n
     if qty:
         yield from _ok((yield DbExec(txn, "ledger_apply", (qty, qty, sku))), txn)
         yield from _ok((yield DbExec(txn, "part_apply", (qty, qty, part))), txn)
