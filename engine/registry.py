@@ -5,11 +5,15 @@ stock (A + B), the active sub-domain and a state. It learns from the replies
 to its own requests and from a periodic refresh, so between refreshes it can
 be stale: a partition another app refilled still looks empty here, one another
 app drained still looks full. Selection only considers partitions that are
-``ACTIVE`` and believed to hold at least ``qty`` (the sufficiency check).
+``ACTIVE`` and believed to hold at least ``qty`` beyond what requests in
+flight there may take (the sufficiency check): this app's own, times the
+number of apps, as every app sees its share of the buyers. Without that, an
+overloaded node's queue fills with requests the partition can only refuse.
 
-States: ``ACTIVE`` (selectable), ``DRAINED`` (answered "not enough" but the
-pool may refill it), ``REMOVED`` (exhausted and the pool is empty, or retired:
-it has left the registry; only a refresh showing stock brings it back).
+States: ``ACTIVE`` (selectable), ``DRAINED`` (empty, but the pool may refill
+it or a refill is on its way), ``REMOVED`` (empty, the pool is empty and no
+refill is out, or retired: it has left the registry; only a refresh showing
+stock brings it back).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class PartitionView:
     remaining: int = 0
     active: int = 0
     state: State = State.ACTIVE
+    reserved: int = 0  # units this app's requests in flight to it may take
+    refill_pending: bool = False  # a refill ticket may be out for it: stock may still arrive
 
 
 POLICIES = ("random", "round_robin", "p2c", "p2c_load")
@@ -49,21 +55,24 @@ class Registry:
     node has fewer of this app's requests outstanding (ties: more stock).
     """
 
-    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator):
+    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator, apps: int = 1):
         if policy not in POLICIES:
             raise ValueError(f"unknown selection policy {policy!r}; choose from: {', '.join(POLICIES)}")
         self.views = [PartitionView(i, node) for i, node in enumerate(nodes)]
         self.policy = policy
         self.rng = rng
+        self.apps = apps  # app instances sharing the partitions (for the in-flight estimate)
         self.pool_empty = False  # what this app last learned about the pool
         self.outstanding = [0] * (max(nodes) + 1 if nodes else 0)  # this app's requests in flight per node
+        self.version = 0  # bumped whenever a partition may have become eligible (waiters look again)
         self._cursor = -1
+        self._free, self._free_version = 0, -1
         self._random = rng.random  # bound once: selection is on every request's path
 
     # --- selection --------------------------------------------------------
     def eligible(self, qty: int, tried: tuple[int, ...] = ()) -> list[int]:
         return [v.index for v in self.views
-                if v.state is State.ACTIVE and v.remaining >= qty and v.index not in tried]
+                if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and v.index not in tried]
 
     def select(self, qty: int, tried: tuple[int, ...] = ()) -> int | None:
         """A partition to try for ``qty`` units, or None when none looks sufficient."""
@@ -73,19 +82,19 @@ class Registry:
             for step in range(1, n + 1):
                 i = (self._cursor + step) % n
                 v = views[i]
-                if v.state is State.ACTIVE and v.remaining >= qty and i not in tried:
+                if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and i not in tried:
                     self._cursor = i
                     return i
             return None
         first = self._pick(qty, tried)
         if first is None or self.policy == "random":
             return first
-        second = self._pick(qty, tried)
-        if second is None or second == first:
+        second = self._pick(qty, (*tried, first))  # two distinct candidates
+        if second is None:
             return first
         a, b = views[first], views[second]
         if self.policy == "p2c":
-            return first if a.remaining >= b.remaining else second
+            return first if a.remaining - a.reserved >= b.remaining - b.reserved else second
         load_a, load_b = self.outstanding[a.node], self.outstanding[b.node]
         if load_a != load_b:
             return first if load_a < load_b else second
@@ -97,7 +106,7 @@ class Registry:
         n = len(views)
         for _ in range(4):
             v = views[int(self._random() * n)]
-            if v.state is State.ACTIVE and v.remaining >= qty and v.index not in tried:
+            if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and v.index not in tried:
                 return v.index
         candidates = self.eligible(qty, tried)
         if not candidates:
@@ -105,19 +114,36 @@ class Registry:
         return candidates[int(self._random() * len(candidates))]
 
     # --- learning -----------------------------------------------------------
+    def send(self, index: int, qty: int) -> None:
+        """A request for ``qty`` units leaves for partition ``index``."""
+        v = self.views[index]
+        v.reserved += qty
+        self.outstanding[v.node] += 1
+        self.version += 1
+
+    def reply(self, index: int, qty: int) -> None:
+        """Its reply is back (before learning what it says)."""
+        v = self.views[index]
+        v.reserved -= qty
+        self.outstanding[v.node] -= 1
+        self.version += 1
+
     def on_sold(self, index: int, remaining: int, active: int) -> None:
         """A deduction succeeded; the reply says what the partition holds now."""
+        self.version += 1
         v = self.views[index]
         v.remaining = remaining
         v.active = active
-        if remaining == 0:
-            v.state = State.REMOVED if self.pool_empty else State.DRAINED
+        if remaining == 0:  # whether a refill is on its way, a refusal or a refresh will tell
+            v.state = State.DRAINED
+            v.refill_pending = True
 
-    def on_refused(self, index: int, remaining: int, retired: bool = False) -> State:
-        """The partition answered "not enough" (holding ``remaining``) or "retired"."""
+    def on_refused(self, index: int, remaining: int, retired: bool = False, refill_pending: bool = False) -> State:
+        """The partition answered "not enough" (holding ``remaining``; a refill may be out) or "retired"."""
         v = self.views[index]
         v.remaining = remaining
-        if retired or (remaining == 0 and self.pool_empty):
+        v.refill_pending = refill_pending
+        if retired or (remaining == 0 and self.pool_empty and not refill_pending):
             v.state = State.REMOVED
         elif remaining == 0:
             v.state = State.DRAINED
@@ -129,30 +155,44 @@ class Registry:
         if credited > 0:  # a retired partition credits nothing, so this one is live
             v.remaining += credited
             v.state = State.ACTIVE
+            self.version += 1
 
     def on_pool(self, units: int) -> None:
         """The pool holds ``units`` (a refresh or an injection's grant told us)."""
         self.pool_empty = units <= 0
+        self.version += 1
         if self.pool_empty:
             for v in self.views:
-                if v.state is State.DRAINED:
+                if v.state is State.DRAINED and not v.refill_pending:
                     v.state = State.REMOVED
 
-    def on_status(self, index: int, a: int, b: int, active: int) -> State:
-        """A refresh read the partition: A, B and the active sub-domain (-1: retired)."""
+    def on_status(self, index: int, a: int, b: int, active: int, refill_pending: bool = False) -> State:
+        """A refresh read the partition: A, B, the active sub-domain (-1: retired), a refill out?"""
         v = self.views[index]
+        v.refill_pending = refill_pending
         if active < 0:
             v.remaining, v.state = 0, State.REMOVED
             return v.state
+        if a + b > v.remaining or v.state is not State.ACTIVE:
+            self.version += 1
         v.remaining = a + b
         v.active = active
         if v.remaining > 0:
             v.state = State.ACTIVE
         else:
-            v.state = State.REMOVED if self.pool_empty else State.DRAINED
+            v.state = State.REMOVED if self.pool_empty and not refill_pending else State.DRAINED
         return v.state
 
     # --- questions ----------------------------------------------------------
+    def most_free(self) -> int:
+        """The most units any selectable partition can still take (cheap to ask again: cached)."""
+        if self._free_version != self.version:
+            apps = self.apps
+            self._free = max((v.remaining - v.reserved * apps for v in self.views if v.state is State.ACTIVE),
+                             default=0)
+            self._free_version = self.version
+        return self._free
+
     @property
     def exhausted(self) -> bool:
         """True when every partition has left the registry: the sale is over, for this app."""

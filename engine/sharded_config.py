@@ -37,6 +37,10 @@ class Sharded:
     policy: str = doc("p2c", "sharded: partition selection: random | round_robin | p2c (more remaining stock of two) "
                              "| p2c_load (fewer outstanding requests of two)")
     fallback: int = doc(64, "sharded: other partitions tried after a sold-out answer (capped at partitions - 1; 0: none)")
+    refill_wait: float = doc(1.0, "sharded: how long a request with no sufficient partition waits for a refill "
+                                  "before \"sold out\" (only while the pool may hold stock; 0: never)")
+    wait_step: float = doc(0.002, "sharded: first pause of a waiting request before it looks again (doubles, "
+                                  "up to refresh_interval)")
     apps: int = doc(4, "sharded: app instances, each with its own registry (requests spread round-robin)")
     refresh_interval: float = doc(0.05, "sharded: seconds between registry refreshes (reads every partition + pool)")
     injectors: int = doc(2, "sharded: injection workers per app (each runs one refill at a time: take from pool, credit)")
@@ -57,6 +61,10 @@ class Sharded:
                 f"(got {self.preallocation})")
         require(self.injection >= 1, f"sharded.injection must be >= 1 (got {self.injection})")
         require(self.fallback >= 0, f"sharded.fallback must be >= 0 (got {self.fallback})")
+        require(math.isfinite(self.refill_wait) and self.refill_wait >= 0,
+                f"sharded.refill_wait must be >= 0 (got {self.refill_wait})")
+        require(math.isfinite(self.wait_step) and self.wait_step > 0,
+                f"sharded.wait_step must be > 0 (got {self.wait_step})")
         require(1 <= self.apps <= 1024, f"sharded.apps must be in 1..1024 (got {self.apps})")
         require(math.isfinite(self.refresh_interval) and self.refresh_interval > 0,
                 f"sharded.refresh_interval must be > 0 (got {self.refresh_interval})")

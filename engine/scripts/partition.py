@@ -54,7 +54,7 @@ def partition_deduct(store: Store, keys: tuple, args: tuple) -> list[int]:
     here, there = keys[act], keys[1 - act]
     x, y = store[here], store[there]
     if x + y < qty:
-        return [SOLD_OUT, x + y, act, 0, 0]
+        return [SOLD_OUT, x + y, act, 0, max(meta["pend0"], meta["pend1"])]
     if x >= qty:
         x -= qty
     else:

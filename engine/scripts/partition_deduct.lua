@@ -8,7 +8,9 @@
 --   status 0 sold (remaining = A + B after), -1 A + B < qty (nothing changes),
 --   -2 bad qty, -3 no partition, -4 partition retired;
 --   active: the sub-domain now active (0 = A, 1 = B); switched: 1 when this call switched;
---   ticket: > 0 when this call issued a refill ticket (epoch) for the idle sub-domain 1 - active.
+--   ticket: > 0 when this call issued a refill ticket (epoch) for the idle sub-domain 1 - active;
+--   with status -1, the epoch of a refill ticket still out for this partition (0: none), so the
+--   app knows stock may still arrive.
 -- Deduction takes from the active sub-domain and, if it holds less than qty, the rest from
 -- the other one (so a partition refuses only when A + B < qty). It switches when the active
 -- one is below the threshold and the other is not (or the active one is empty). A refill
@@ -31,7 +33,8 @@ local there = KEYS[2 - act]
 local x = tonumber(redis.call('GET', here))
 local y = tonumber(redis.call('GET', there))
 if x + y < qty then
-  return {-1, x + y, act, 0, 0}
+  local out = math.max(tonumber(redis.call('HGET', KEYS[4], 'pend0')), tonumber(redis.call('HGET', KEYS[4], 'pend1')))
+  return {-1, x + y, act, 0, out}
 end
 if x >= qty then
   x = x - qty

@@ -88,7 +88,7 @@ class Sharded(Strategy):
         self.pool = PoolKeys(self.namespace, pool_tag(sku))
         self.part_node = [slots.node_of(p.a) for p in self.parts]
         self.pool_node = slots.node_of(self.pool.stock)
-        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng)) for k in range(cfg.apps)]
+        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, cfg.apps)) for k in range(cfg.apps)]
         self._deduct_keys = [p.deduct_keys() for p in self.parts]
         self.pipeline: SyncPipeline | None = None
         if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
@@ -100,8 +100,9 @@ class Sharded(Strategy):
         self.node_ops = [0] * scenario.redis.nodes
         self.part_requests = [0] * cfg.partitions
         self.stats = dict.fromkeys(
-            ("switches", "injections", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
-             "fallbacks", "false_sold_outs", "removals", "retired", "returned_units", "recovered_tickets"), 0)
+            ("switches", "injections", "waits", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
+             "fallbacks", "refused_exhausted", "refused_bound", "refused_waiting", "false_sold_outs", "removals",
+             "retired", "returned_units", "recovered_tickets"), 0)
         self.stranded = 0
 
     # --- life cycle -----------------------------------------------------
@@ -121,7 +122,7 @@ class Sharded(Strategy):
                 if want > 0:
                     credited = yield from self._move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
                     for app in self.apps:
-                        app.registry.views[i].remaining += credited
+                        app.registry.on_injected(i, credited)
         pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
         for app in self.apps:
             app.registry.on_pool(pool)
@@ -136,13 +137,13 @@ class Sharded(Strategy):
             self._refused(qty)
             return Outcome.SOLD_OUT
         registry = app.registry
-        outstanding = registry.outstanding
         tried: tuple[int, ...] = ()
         i = registry.select(qty)
+        if i is None:
+            i = yield from self._await_refill(registry, qty)
         while i is not None:
-            node = self.part_node[i]
-            outstanding[node] += 1
-            self.node_ops[node] += 1
+            registry.send(i, qty)
+            self.node_ops[self.part_node[i]] += 1
             self.part_requests[i] += 1
             if self.pipeline is None:
                 status, remaining, active, switched, ticket = yield Eval(
@@ -150,7 +151,7 @@ class Sharded(Strategy):
             else:
                 status, remaining, active, switched, ticket = yield from self.pipeline.deduct_with(
                     "partition_deduct_detail", self._deduct_keys[i], (qty, self.cfg.threshold), self.parts[i].tag)
-            outstanding[node] -= 1
+            registry.reply(i, qty)
             if status == 0:
                 before = registry.views[i].state
                 registry.on_sold(i, remaining, active)
@@ -162,7 +163,7 @@ class Sharded(Strategy):
                 return Outcome.ERROR
             self.stats["partition_refusals"] += 1
             before = registry.views[i].state
-            state = registry.on_refused(i, remaining, retired=status == RETIRED)
+            state = registry.on_refused(i, remaining, retired=status == RETIRED, refill_pending=ticket > 0)
             if state is State.REMOVED and before is not State.REMOVED:
                 t = yield NOW
                 self._removed(app, t, i)
@@ -171,15 +172,45 @@ class Sharded(Strategy):
                 app.retiring.add(i)  # its leftover (< qty) goes back to the pool and on to a live partition
                 app.jobs.append(Retire(i))
             if len(tried) >= self.cfg.fallback_tries:
+                tried += (i,)
                 break
             tried += (i,)
             i = registry.select(qty, tried)
+            if i is None and len(tried) <= self.cfg.fallback_tries:
+                i = yield from self._await_refill(registry, qty, tried)
             if i is not None:
                 self.stats["fallbacks"] += 1
         if registry.exhausted:
             app.sold_out = True
+            self.stats["refused_exhausted"] += 1  # every partition has left this app's registry
+        elif len(tried) > self.cfg.fallback_tries:
+            self.stats["refused_bound"] += 1  # the fallback bound ran out
+        else:
+            self.stats["refused_waiting"] += 1  # nothing looked sufficient, even after refill_wait
         self._refused(qty)
         return Outcome.SOLD_OUT
+
+    def _await_refill(self, registry: Registry, qty: int, tried: tuple[int, ...] = ()) -> Ops:
+        """No partition looks sufficient, yet the pool may refill some: wait a little, then look again.
+
+        Returns a partition, or None once ``refill_wait`` has passed or every partition has left
+        the registry (the pool is empty): then the buyer hears "sold out".
+        """
+        waited, step, longest = 0.0, self.cfg.wait_step, self.cfg.refresh_interval
+        seen = registry.version
+        while waited < self.cfg.refill_wait and not registry.exhausted:
+            nap = min(step, self.cfg.refill_wait - waited)
+            yield Sleep(nap)
+            waited += nap
+            step = min(2 * step, max(longest, self.cfg.wait_step))  # back off: news comes by refresh
+            if registry.version == seen or registry.most_free() < qty:
+                continue  # nothing learned since the last look, or still nothing free
+            seen = registry.version
+            i = registry.select(qty, tried)
+            if i is not None:
+                self.stats["waits"] += 1
+                return i
+        return None
 
     def background(self) -> list[Ops]:
         gens: list[Ops] = []
@@ -304,7 +335,7 @@ class Sharded(Strategy):
         while True:
             a, b, active, pend0, pend1 = yield self._eval(node, "partition_status", keys)
             before = registry.views[i].state
-            state = registry.on_status(i, a, b, active)
+            state = registry.on_status(i, a, b, active, refill_pending=pend0 > 0 or pend1 > 0)
             if state is State.REMOVED and before is not State.REMOVED:
                 self._removed(app, (yield NOW), i)
             if app.sold_out and not registry.exhausted:

@@ -1,0 +1,350 @@
+"""The sharded strategy as op sequences, without SimPy and without Redis.
+
+A tiny driver feeds each ``Eval`` to the script's Python twin on one in-memory
+store (keys carry distinct tags, so one dict stands for the whole cluster),
+answers ``Now`` with a settable clock and stops background loops at their
+``Sleep``. Tests assert the exact ops a request yields and the state after.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import scripts
+from engine.model import Outcome, Request
+from engine.ops import Eval, Now, Sleep
+from engine.registry import Registry, State
+from engine.scenario import Scenario, ScenarioError
+from engine.strategies.sharded import Refill, Retire, Sharded
+
+
+class Driver:
+    """Runs engine generators against the twins; records (script, partition tag) per Eval."""
+
+    def __init__(self) -> None:
+        self.store: dict = {}
+        self.t = 0.0
+        self.trace: list[tuple[str, str]] = []
+
+    def run(self, gen):
+        """Run to completion (a request, setup, drain); Sleeps advance the clock."""
+        reply = None
+        try:
+            while True:
+                reply = self._apply(gen.send(reply))
+        except StopIteration as stop:
+            return stop.value
+
+    def until_sleep(self, gen, first: bool = False):
+        """Run a background loop up to (not past) its next Sleep."""
+        reply = None
+        while True:
+            op = gen.send(reply)
+            if isinstance(op, Sleep):
+                return
+            reply = self._apply(op)
+
+    def _apply(self, op):
+        if isinstance(op, Eval):
+            self.trace.append((op.script, op.keys[0].split("{")[1].split("}")[0]))
+            return scripts.get(op.script).twin(self.store, op.keys, op.args)
+        if isinstance(op, Now):
+            return self.t
+        assert isinstance(op, Sleep)
+        self.t += op.seconds
+        return None
+
+
+def make(**sharded) -> tuple[Sharded, Driver]:
+    settings = {"partitions": 3, "subdomain_size": 10, "threshold": 3, "preallocation": 20, "injection": 7,
+                "apps": 1, "policy": "round_robin", **sharded}
+    overrides = [f"sharded.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
+    # the Redis-side op sequence alone (the sync pipeline's detail records: tests/pipeline)
+    scenario = Scenario().with_overrides(["sale.stock=100", "redis.nodes=3", "pipeline.enabled=false", *overrides])
+    strategy = Sharded(scenario, np.random.default_rng(1), namespace="t")
+    driver = Driver()
+    driver.run(strategy.setup())
+    strategy.oracle = driver.store.get
+    driver.trace.clear()
+    return strategy, driver
+
+
+def buy(strategy: Sharded, driver: Driver, qty: int = 1, rid: int = 0) -> Outcome:
+    return driver.run(strategy.deduct(Request(rid, qty, 0.0)))
+
+
+def subs(strategy: Sharded, driver: Driver, i: int) -> tuple[int, int]:
+    part = strategy.parts[i]
+    return driver.store[part.a], driver.store[part.b]
+
+
+def conserved(strategy: Sharded, driver: Driver) -> None:
+    assert strategy.inventory(driver.store.get).violations() == []
+
+
+# --- setup and placement ---------------------------------------------------
+def test_setup_fills_both_sub_domains_from_the_pool_and_places_partitions_evenly():
+    strategy, driver = make()
+    assert [subs(strategy, driver, i) for i in range(3)] == [(10, 10)] * 3
+    assert driver.store[strategy.pool.stock] == 40
+    assert strategy.part_node == [0, 1, 2]  # balanced placement: one partition per node
+    conserved(strategy, driver)
+    assert [v.remaining for v in strategy.apps[0].registry.views] == [20, 20, 20]
+
+
+def test_one_request_is_one_script_on_one_partition():
+    strategy, driver = make()
+    assert buy(strategy, driver) == Outcome.OK
+    assert driver.trace == [("partition_deduct", strategy.parts[0].tag)]
+    assert subs(strategy, driver, 0) == (9, 10)
+    conserved(strategy, driver)
+
+
+# --- selection ---------------------------------------------------------------
+def registry(policy: str, remaining: list[int]) -> Registry:
+    reg = Registry([0, 1, 2, 3][: len(remaining)], policy, np.random.default_rng(7))
+    for view, units in zip(reg.views, remaining):
+        view.remaining = units
+    return reg
+
+
+def test_round_robin_cycles_over_sufficient_partitions_only():
+    reg = registry("round_robin", [5, 0, 5, 1])
+    assert [reg.select(2) for _ in range(4)] == [0, 2, 0, 2]
+    assert reg.select(1, tried=(0, 2)) == 3
+    assert reg.select(6) is None
+
+
+def test_random_picks_every_eligible_partition_and_never_an_insufficient_one():
+    reg = registry("random", [5, 0, 5, 5])
+    picks = [reg.select(1) for _ in range(400)]
+    assert set(picks) == {0, 2, 3}
+    assert max(np.bincount(picks)) < 200
+
+
+def test_p2c_prefers_the_partition_believed_to_hold_more():
+    reg = registry("p2c", [3, 9])
+    assert {reg.select(1) for _ in range(50)} == {1}
+    reg.views[1].state = State.DRAINED
+    assert reg.select(1) == 0
+
+
+def test_p2c_load_prefers_the_node_with_fewer_outstanding_requests():
+    reg = registry("p2c_load", [3, 9])
+    reg.outstanding[1] = 4
+    assert {reg.select(1) for _ in range(50)} == {0}
+
+
+def test_unknown_policy_is_a_one_line_error():
+    with pytest.raises(ScenarioError, match="sharded.policy must be one of random, round_robin, p2c, p2c_load"):
+        Scenario().with_overrides(["sharded.policy=best"])
+    with pytest.raises(ScenarioError, match="threshold must be in 1..subdomain_size"):
+        Scenario().with_overrides(["sharded.threshold=500"])
+
+
+# --- switch and injection ------------------------------------------------------
+def test_switch_below_threshold_issues_one_refill_ticket_for_the_drained_sub_domain():
+    strategy, driver = make()
+    driver.store[strategy.parts[0].a] = 3  # at the threshold
+    assert buy(strategy, driver) == Outcome.OK
+    assert subs(strategy, driver, 0) == (2, 10)
+    app = strategy.apps[0]
+    assert app.registry.views[0].active == 1
+    assert list(app.jobs) == [Refill(0, 0, "p0:e1", 7, 0)]
+    assert strategy.stats["switches"] == 1
+    assert [e["kind"] for e in strategy.event_log] == ["switch"]
+    # the next deductions on partition 0 (now on B) issue no second ticket for A
+    strategy.apps[0].registry._cursor = -1
+    assert buy(strategy, driver) == Outcome.OK
+    assert len(app.jobs) == 1 and subs(strategy, driver, 0) == (2, 9)
+
+
+def test_injection_moves_pool_stock_by_ticket_exactly_once():
+    strategy, driver = make()
+    driver.store[strategy.parts[0].a] = 3
+    driver.store[strategy.pool.stock] += 7  # keep the sale's total: A lost 7 units to the pool
+    buy(strategy, driver)
+    app = strategy.apps[0]
+    job = app.jobs[0]
+    worker = strategy._injector(app)
+    driver.trace.clear()
+    driver.until_sleep(worker)
+    assert driver.trace == [("pool_take", "sku42:pool"), ("partition_inject", strategy.parts[0].tag)]
+    assert subs(strategy, driver, 0) == (9, 10)
+    assert driver.store[strategy.pool.stock] == 40
+    assert strategy.stats["injections"] == 1 and not app.jobs
+    conserved(strategy, driver)
+    # the same ticket again (a retry, a recovery): nothing moves
+    app.jobs.append(job)
+    driver.until_sleep(worker)
+    assert subs(strategy, driver, 0) == (9, 10) and driver.store[strategy.pool.stock] == 40
+    conserved(strategy, driver)
+
+
+def test_stock_between_pool_take_and_inject_is_counted_in_flight():
+    strategy, driver = make()
+    part, pool = strategy.parts[1], strategy.pool
+    grant = scripts.get("pool_take").twin(driver.store, pool.take_keys(1), ("x1", 5))
+    inventory = strategy.inventory(driver.store.get)
+    assert grant == 5 and inventory.in_flight == {"injection": 5} and inventory.violations() == []
+    scripts.get("partition_inject").twin(driver.store, part.inject_keys(0), ("x1", 5, -1, 10))
+    inventory = strategy.inventory(driver.store.get)
+    assert subs(strategy, driver, 1) == (10, 10) and driver.store[part.returned] == 5  # A was full: all bounced
+    assert inventory.in_flight == {"return": 5} and inventory.violations() == []
+    scripts.get("pool_return").twin(driver.store, pool.return_keys(1), ("back:x1", 5))
+    inventory = strategy.inventory(driver.store.get)
+    assert inventory.in_flight == {} and inventory.violations() == []
+
+
+# --- fallback, false sold-outs, removal -------------------------------------------
+def empty(strategy: Sharded, driver: Driver, *partitions: int) -> None:
+    """Move all stock of these partitions to the pool behind the registry's back (it stays stale)."""
+    for i in partitions:
+        part = strategy.parts[i]
+        driver.store[strategy.pool.stock] += driver.store[part.a] + driver.store[part.b]
+        driver.store[part.a] = driver.store[part.b] = 0
+
+
+def test_fallback_tries_other_partitions_before_saying_sold_out():
+    strategy, driver = make()
+    empty(strategy, driver, 0, 1)
+    assert buy(strategy, driver) == Outcome.OK
+    tags = [tag for _, tag in driver.trace]
+    assert tags == [p.tag for p in strategy.parts]
+    assert strategy.stats["fallbacks"] == 2 and strategy.stats["partition_refusals"] == 2
+    assert strategy.stats["false_sold_outs"] == 0
+    assert [v.state for v in strategy.apps[0].registry.views] == [State.DRAINED, State.DRAINED, State.ACTIVE]
+
+
+def test_without_fallback_a_refusal_while_stock_remains_is_a_false_sold_out():
+    strategy, driver = make(fallback=0)
+    empty(strategy, driver, 0)
+    assert buy(strategy, driver) == Outcome.SOLD_OUT
+    assert len(driver.trace) == 1 and strategy.stats["false_sold_outs"] == 1
+    assert strategy.stats["refused_bound"] == 1
+
+
+def test_a_refusal_says_whether_a_refill_is_still_out():
+    strategy, driver = make()
+    part = strategy.parts[0]
+    driver.store[part.a], driver.store[part.b] = 0, 0
+    driver.store[part.meta]["pend1"] = 4  # a refill ticket for B is out
+    reply = scripts.get("partition_deduct").twin(driver.store, part.deduct_keys(), (1, 3))
+    assert reply == [-1, 0, 0, 0, 4]
+    registry = strategy.apps[0].registry
+    registry.on_pool(0)
+    assert registry.on_refused(0, 0, refill_pending=True) is State.DRAINED  # stock may still arrive
+    assert registry.on_refused(0, 0, refill_pending=False) is State.REMOVED
+
+
+@pytest.mark.parametrize(("a", "b", "switched", "ticket"), [
+    (3, 3, 1, 1),  # A falls below the threshold, B is at it: switch, refill A
+    (3, 2, 0, 0),  # B is below the threshold too: stay on A (B's refill is out, or the pool is dry)
+    (1, 1, 1, 1),  # A empties: switch to whatever B holds, and refill A
+])
+def test_switch_rule_at_the_threshold(a, b, switched, ticket):
+    strategy, driver = make()
+    part = strategy.parts[0]
+    driver.store[part.a], driver.store[part.b] = a, b
+    if b < 3:
+        driver.store[part.meta]["pend1"] = 9
+    reply = scripts.get("partition_deduct").twin(driver.store, part.deduct_keys(), (1, 3))
+    assert reply[0] == 0 and reply[3] == switched and (reply[4] > 0) == bool(ticket)
+
+
+def test_exhausted_partitions_leave_the_registry_and_the_app_stops_asking():
+    strategy, driver = make(preallocation=2, threshold=1, subdomain_size=1)
+    driver.store[strategy.pool.stock] = 0  # sell only what the partitions hold: 6 units
+    strategy.apps[0].registry.on_pool(0)
+    strategy.scenario = strategy.scenario.with_overrides(["sale.stock=6"])
+    outcomes = [buy(strategy, driver, rid=k) for k in range(6)]
+    assert outcomes == [Outcome.OK] * 6
+    registry = strategy.apps[0].registry
+    # a partition that sold its last unit may still have a refill on its way: drained, not removed
+    assert [v.state for v in registry.views] == [State.DRAINED] * 3 and not registry.exhausted
+    driver.until_sleep(strategy._injector(strategy.apps[0]))  # their refills find the pool empty
+    assert strategy.stats["dry_refills"] == 3 and not strategy.apps[0].jobs
+    for i in range(3):  # the refresh reads: empty, no ticket out, and the pool is empty
+        refresher = strategy._refresher(strategy.apps[0], i)
+        next(refresher)
+        driver.until_sleep(refresher)
+    assert registry.exhausted and strategy.stats["removals"] == 3
+    driver.trace.clear()
+    assert buy(strategy, driver) == Outcome.SOLD_OUT
+    assert driver.trace == []  # refused at once: every partition has left the registry
+    assert strategy.apps[0].sold_out and strategy.stats["refused_exhausted"] == 1
+    assert strategy.stats["false_sold_outs"] == 0
+    conserved(strategy, driver)
+
+
+def test_a_refresh_revives_a_partition_another_app_refilled():
+    strategy, driver = make()
+    reg = strategy.apps[0].registry
+    reg.on_refused(2, 0)
+    assert reg.views[2].state is State.DRAINED
+    refresher = strategy._refresher(strategy.apps[0], 2)
+    next(refresher)  # the out-of-phase start Sleep
+    driver.until_sleep(refresher)
+    assert driver.trace[-1] == ("partition_status", strategy.parts[2].tag)
+    assert reg.views[2].state is State.ACTIVE and reg.views[2].remaining == 20
+
+
+def test_a_lost_refill_ticket_is_re_run_by_the_refresh():
+    strategy, driver = make()
+    driver.store[strategy.parts[0].a] = 3
+    driver.store[strategy.pool.stock] += 7
+    buy(strategy, driver)
+    app = strategy.apps[0]
+    app.jobs.clear()  # the request that got the ticket timed out: nobody runs it
+    refresher = strategy._refresher(app, 0)
+    next(refresher)
+    driver.until_sleep(refresher)
+    assert not app.jobs  # pending once: maybe just slow
+    driver.until_sleep(refresher)
+    assert list(app.jobs) == [Refill(0, 0, "p0:e1", 7, 0)] and strategy.stats["recovered_tickets"] == 1
+    driver.until_sleep(strategy._injector(app))
+    assert subs(strategy, driver, 0) == (9, 10)
+    conserved(strategy, driver)
+
+
+# --- stranded stock -------------------------------------------------------------------
+def test_return_stranded_retires_a_leftover_partition_and_tops_up_a_live_one():
+    strategy, driver = make(return_stranded=True, fallback=0)
+    app = strategy.apps[0]
+    part = strategy.parts[0]
+    # late in the sale: the pool is empty, partition 0 keeps 1 unit (too few for qty 2),
+    # partition 1 is full, partition 2 sold everything
+    driver.store[strategy.pool.stock] = 0
+    driver.store[part.a], driver.store[part.b] = 0, 1
+    driver.store[strategy.parts[2].a] = driver.store[strategy.parts[2].b] = 0
+    driver.store[strategy.parts[2].sold] = 79
+    app.registry.on_pool(0)
+    conserved(strategy, driver)
+    assert buy(strategy, driver, qty=2) == Outcome.SOLD_OUT
+    assert app.jobs.popleft() == Retire(0) and not app.jobs
+    driver.trace.clear()
+    driver.run(strategy._retire(app, 0, topup=True))
+    assert driver.trace == [("partition_retire", part.tag), ("pool_return", "sku42:pool")]
+    assert subs(strategy, driver, 0) == (0, 0) and driver.store[strategy.pool.stock] == 1
+    assert app.registry.views[0].state is State.REMOVED
+    assert list(app.jobs) == [Refill(1, -1, "top:a0:1", 1, -1)]  # the live partition with most stock
+    conserved(strategy, driver)
+    driver.trace.clear()
+    driver.run(strategy._refill(app, app.jobs.popleft()))  # partition 1 is full: the unit bounces back
+    assert [script for script, _ in driver.trace] == ["pool_take", "partition_inject", "pool_return"]
+    assert driver.store[strategy.pool.stock] == 1 and subs(strategy, driver, 1) == (10, 10)
+    assert strategy.stats["bounced_units"] == 1 and strategy.stats["returned_units"] == 1
+    conserved(strategy, driver)
+    # the retired partition answers "retired" to anyone still routing there
+    reply = scripts.get("partition_deduct").twin(driver.store, part.deduct_keys(), (1, 3))
+    assert reply[0] == -4
+
+
+def test_drain_counts_stranded_stock_and_can_return_it():
+    for give_back, stranded_pool in ((False, 40), (True, 100)):
+        strategy, driver = make(return_stranded=give_back)
+        driver.run(strategy.drain())
+        assert strategy.stranded == 60
+        assert driver.store[strategy.pool.stock] == stranded_pool
+        conserved(strategy, driver)
