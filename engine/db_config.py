@@ -62,7 +62,7 @@ class DbConfig:
     batch_size: int = doc(64, "db_batched: most updates in one hot-row group (one lock hand-off, one flush)")
     batch_window: float = doc(1.0e-4, "db_batched: seconds a group leader waits for followers before taking the lock")
     group_member_cost: float = doc(2.0e-5, "db_batched: server time per update applied inside a group")
-    read_cache: bool = doc(False, "db_* strategies: serve stock reads from a Redis cache, updated after each commit")
+    read_cache: bool = doc(False, "db_* strategies: check stock in a Redis read cache first; decrement it after each commit")
 
     def __post_init__(self) -> None:
         require(self.pool_size >= 1, f"db.pool_size must be >= 1 (got {self.pool_size})")

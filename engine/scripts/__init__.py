@@ -49,6 +49,7 @@ def get(name: str) -> Script:
 
 
 from . import (  # noqa: E402
+    db_cache,  # noqa: E402,F401  (registers the read-cache scripts of the db_* strategies)
     detail,  # noqa: E402,F401  (registers the detail-record scripts of the sync pipeline)
     partition,  # noqa: E402,F401  (registers the partition and pool scripts of the sharded strategy)
     stock,  # noqa: E402,F401  (registers the stock scripts)

@@ -149,3 +149,30 @@ def test_serial_run_against_the_twins_keeps_the_invariants(name):
     assert inventory.sold == sum(1 + i % 3 for i, o in enumerate(outcomes) if o is Outcome.OK)
     assert inventory.remaining == 25 - inventory.sold and inventory.remaining < 3  # sold until nothing fit
     assert Outcome.SOLD_OUT in outcomes and Outcome.ERROR not in outcomes
+
+
+def test_read_cache_op_sequence():
+    from engine.ops import Eval
+
+    s = make("db_conditional", "db.read_cache=true", stock=10)
+    key = "t:cache:{sku42}:stock"
+    ops, _ = drive(s.setup(), [SqlResult(), DONE, 1])
+    assert ops[-1] == Eval("cache_init", (key,), (10,)) and s.keys() == (key,)
+    ops, outcome = drive(s.deduct(REQ), [10, DONE, 8])
+    assert ops == [Eval("cache_get", (key,), ()), DbExec(None, "deduct_if_enough", (2, 2, "sku42", 2)),
+                   Eval("cache_deduct", (key,), (2,))] and outcome is Outcome.OK
+    ops, outcome = drive(s.deduct(Request(1, 3, 0.0)), [2])  # cached 2 < 3: the DB is spared
+    assert ops == [Eval("cache_get", (key,), ())] and outcome is Outcome.SOLD_OUT
+    ops, outcome = drive(s.deduct(REQ), [5, NONE])  # a failed deduction leaves the cache alone
+    assert outcome is Outcome.SOLD_OUT and len(ops) == 2
+    assert s.counters()["cache_refusals"] == 1
+
+
+def test_read_cache_gap_is_measured_on_every_snapshot():
+    s = make("db_conditional", "db.read_cache=true", stock=10)
+    values = {"db:stock:sku42:stock": 6, "db:stock:sku42:sold": 4, "t:cache:{sku42}:stock": 9}
+    assert s.inventory(values.get).holders == {"db": 6}
+    values["t:cache:{sku42}:stock"] = 6
+    s.inventory(values.get)
+    c = s.counters()
+    assert (c["cache_max_gap"], c["cache_final_gap"], c["cache_disagree_share"]) == (3, 0, 0.5)

@@ -202,3 +202,17 @@ def test_outcomes_of_a_tiny_sellout():
     assert r["outcome"].tolist() == ["ok", "ok", "sold_out", "sold_out"]
     assert r["ops"].tolist() == [1, 1, 1, 0]  # the 4th is refused locally (sold-out flag)
     assert Outcome.OK == 0
+
+
+def test_read_cache_drifts_when_buyers_leave_after_the_commit():
+    sc = scenario("db.read_cache=true", "sale.stock=200", "workload.buyers=3000", "workload.window=0.3",
+                  "workload.timeout=0.2")
+    result = simulate(sc, 0, "db_conditional")
+    s = result.summary
+    assert result.violations == []
+    # every OK buyer decremented the cache; the buyers who timed out after their commit did not
+    assert s["cache_final_gap"] == s["sold"] - s["ok_qty"] > 0
+    assert 0 < s["cache_disagree_share"] <= 1 and s["cache_max_gap"] >= s["cache_final_gap"]
+    calm = simulate(scenario("db.read_cache=true", "sale.stock=50", "workload.buyers=400", "workload.window=2"),
+                    0, "db_conditional").summary
+    assert calm["cache_final_gap"] == 0 and calm["sold"] == 50 and calm["cache_max_gap"] <= 2

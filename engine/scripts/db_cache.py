@@ -1,0 +1,36 @@
+"""Python twins of the DB read-cache scripts (``cache_init``, ``cache_get``, ``cache_deduct``).
+
+The cache is one Redis integer per SKU: the stock the app believes the DB row
+holds, read instead of the DB and decremented after each committed deduction.
+"""
+
+from __future__ import annotations
+
+from . import Store, register
+
+MISSING = -1
+
+
+def cache_init(store: Store, keys: tuple, args: tuple) -> int:
+    if keys[0] in store:
+        return 0
+    store[keys[0]] = int(args[0])
+    return 1
+
+
+def cache_get(store: Store, keys: tuple, args: tuple) -> int:
+    return store.get(keys[0], MISSING)
+
+
+def cache_deduct(store: Store, keys: tuple, args: tuple) -> int:
+    value = store.get(keys[0])
+    if value is None:
+        return MISSING
+    value -= int(args[0])
+    store[keys[0]] = value
+    return value
+
+
+register("cache_init", cache_init)
+register("cache_get", cache_get)
+register("cache_deduct", cache_deduct)
