@@ -41,7 +41,6 @@ timeout are in order, so only the head needs a timer).
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from heapq import heappop, heappush
 from typing import Any
@@ -53,55 +52,9 @@ from engine.distributions import sampler
 from engine.sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult, Statement
 from engine.sql.registry import RowKey, Tables
 
+from .db_txn import GONE, Group, Row, Txn, closes_cycle
 from .interpreter import Interpreter, Task, schedule_call
 from .world import COMPONENTS, World
-
-_GONE = object()  # before-image of a row that did not exist
-
-
-class Row:
-    """One lockable row: its holder and its FIFO queue of waiting transactions."""
-
-    __slots__ = ("key", "holder", "queue", "timer_armed", "group")
-
-    def __init__(self, key: RowKey):
-        self.key = key
-        self.holder: Txn | None = None
-        self.queue: deque[Txn] = deque()
-        self.timer_armed = False
-        self.group: Group | None = None  # hot-row group still taking members
-
-
-class Txn:
-    """One transaction on one pooled connection (also an autocommit statement)."""
-
-    __slots__ = ("task", "autocommit", "session", "held", "before", "waiting_for", "wait_deadline",
-                 "statement", "params", "pending", "t_wait", "wrote")
-
-    def __init__(self, task: Task, autocommit: bool, session: bool = False):
-        self.task = task
-        self.autocommit = autocommit
-        self.session = session  # holds its connection across autocommit statements
-        self.wrote = False  # changed a row: its commit must flush the log
-        self.held: list[Row] = []
-        self.before: dict[RowKey, Any] = {}
-        self.waiting_for: Row | None = None
-        self.wait_deadline = math.inf
-        self.statement: Statement | None = None
-        self.params: tuple = ()
-        self.pending: list[RowKey] = []  # rows still to lock for the current statement
-        self.t_wait = 0.0
-
-
-class Group(Txn):
-    """Hot-row group commit: autocommit updates of one row applied under one lock, one flush."""
-
-    __slots__ = ("members",)
-
-    def __init__(self, leader: Txn):
-        super().__init__(leader.task, True)
-        self.statement = leader.statement
-        self.members: list[Txn] = [leader]
 
 
 class SimDb:
@@ -270,8 +223,8 @@ class SimDb:
         row.holder = txn
         txn.held.append(row)
         table, key = row.key
-        image = self.working.get(table, {}).get(key, _GONE)
-        txn.before[row.key] = image if image is _GONE else dict(image)
+        image: Any = self.working.get(table, {}).get(key, GONE)
+        txn.before[row.key] = image if image is GONE else dict(image)
 
     def _execute(self, txn: Txn, now: float) -> None:
         statement = txn.statement
@@ -320,7 +273,7 @@ class SimDb:
             done = (now if now > self.lock_sys_free else self.lock_sys_free) + cost
             self.lock_sys_free = done
             self.stats["detect_time"] += cost
-            if self._closes_cycle(txn, row):
+            if closes_cycle(txn, row):
                 txn.waiting_for = None
                 self.stats["deadlocks"] += 1
                 self._end(txn, commit=False)  # InnoDB rolls the victim back
@@ -331,16 +284,6 @@ class SimDb:
         if not row.timer_armed:
             row.timer_armed = True
             schedule_call(self.env, config.lock_wait_timeout, self._lock_timer, row)
-
-    @staticmethod
-    def _closes_cycle(txn: Txn, row: Row) -> bool:
-        holder = row.holder
-        while holder is not None:
-            if holder is txn:
-                return True
-            waiting = holder.waiting_for
-            holder = waiting.holder if waiting is not None else None
-        return False
 
     def _lock_timer(self, event: simpy.Event) -> None:
         row: Row = event._value
@@ -380,11 +323,7 @@ class SimDb:
 
     def _granted(self, event: simpy.Event) -> None:
         txn: Txn = event._value
-        row = self.rows[txn.pending.pop()]
-        txn.held.append(row)
-        table, key = row.key
-        image = self.working.get(table, {}).get(key, _GONE)
-        txn.before[row.key] = image if image is _GONE else dict(image)
+        self._hold(txn, self.rows[txn.pending.pop()])
         if isinstance(txn, Group):
             self._run_group(txn)
         else:
@@ -396,16 +335,16 @@ class SimDb:
         for row in txn.held:
             table, key = row.key
             if commit:
-                image = self.working.get(table, {}).get(key, _GONE)
+                image: Any = self.working.get(table, {}).get(key, GONE)
                 target = self.committed.setdefault(table, {})
-                if image is _GONE:
+                if image is GONE:
                     target.pop(key, None)
                 else:
                     target[key] = dict(image)
             else:
                 before = txn.before[row.key]
                 rows = self.working.setdefault(table, {})
-                if before is _GONE:
+                if before is GONE:
                     rows.pop(key, None)
                 else:
                     rows[key] = before

@@ -87,9 +87,11 @@ class DbStrategy(Strategy):
                 self.cache_refusals += 1
                 self._learn(request, -1)
                 return Outcome.SOLD_OUT
-        outcome = yield from self.attempt(request)
-        if outcome.__class__ is DbError:
-            outcome = yield from self._retry(request, outcome)
+        tried = yield from self.attempt(request)
+        if isinstance(tried, DbError):
+            outcome = yield from self._retry(request, tried)
+        else:
+            outcome = tried
         if outcome is Outcome.OK and self.cache_key is not None:
             # After the commit: a buyer who leaves before this point leaves the cache behind the DB.
             yield Eval("cache_deduct", (self.cache_key,), (request.qty,))
