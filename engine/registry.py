@@ -7,8 +7,10 @@ be stale: a partition another app refilled still looks empty here, one another
 app drained still looks full. Selection only considers partitions that are
 ``ACTIVE`` and believed to hold at least ``qty`` beyond what requests in
 flight there may take (the sufficiency check): this app's own, times the
-number of apps, as every app sees its share of the buyers. Without that, an
-overloaded node's queue fills with requests the partition can only refuse.
+number of apps, as every app sees its share of the buyers, over
+``inflight_share``. Without that, an overloaded node's queue fills with
+requests the partition can only refuse; with a share below 1 the queue stays
+short enough for a refill to overtake the stock's depletion.
 
 States: ``ACTIVE`` (selectable), ``DRAINED`` (empty, but the pool may refill
 it or a refill is on its way), ``REMOVED`` (empty, the pool is empty and no
@@ -55,13 +57,16 @@ class Registry:
     node has fewer of this app's requests outstanding (ties: more stock).
     """
 
-    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator, apps: int = 1):
+    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator, apps: int = 1,
+                 inflight_share: float = 1.0):
         if policy not in POLICIES:
             raise ValueError(f"unknown selection policy {policy!r}; choose from: {', '.join(POLICIES)}")
         self.views = [PartitionView(i, node) for i, node in enumerate(nodes)]
         self.policy = policy
         self.rng = rng
-        self.apps = apps  # app instances sharing the partitions (for the in-flight estimate)
+        # Units in flight, all apps together, may take at most inflight_share of a partition's
+        # believed stock: this app's own times the number of apps, over the share.
+        self.load = apps / inflight_share
         self.pool_empty = False  # what this app last learned about the pool
         self.outstanding = [0] * (max(nodes) + 1 if nodes else 0)  # this app's requests in flight per node
         self.version = 0  # bumped whenever a partition may have become eligible (waiters look again)
@@ -72,7 +77,7 @@ class Registry:
     # --- selection --------------------------------------------------------
     def eligible(self, qty: int, tried: tuple[int, ...] = ()) -> list[int]:
         return [v.index for v in self.views
-                if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and v.index not in tried]
+                if v.state is State.ACTIVE and v.remaining - v.reserved * self.load >= qty and v.index not in tried]
 
     def select(self, qty: int, tried: tuple[int, ...] = ()) -> int | None:
         """A partition to try for ``qty`` units, or None when none looks sufficient."""
@@ -82,7 +87,7 @@ class Registry:
             for step in range(1, n + 1):
                 i = (self._cursor + step) % n
                 v = views[i]
-                if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and i not in tried:
+                if v.state is State.ACTIVE and v.remaining - v.reserved * self.load >= qty and i not in tried:
                     self._cursor = i
                     return i
             return None
@@ -106,7 +111,7 @@ class Registry:
         n = len(views)
         for _ in range(4):
             v = views[int(self._random() * n)]
-            if v.state is State.ACTIVE and v.remaining - v.reserved * self.apps >= qty and v.index not in tried:
+            if v.state is State.ACTIVE and v.remaining - v.reserved * self.load >= qty and v.index not in tried:
                 return v.index
         candidates = self.eligible(qty, tried)
         if not candidates:
@@ -187,8 +192,8 @@ class Registry:
     def most_free(self) -> int:
         """The most units any selectable partition can still take (cheap to ask again: cached)."""
         if self._free_version != self.version:
-            apps = self.apps
-            self._free = max((v.remaining - v.reserved * apps for v in self.views if v.state is State.ACTIVE),
+            load = self.load
+            self._free = max((v.remaining - v.reserved * load for v in self.views if v.state is State.ACTIVE),
                              default=0)
             self._free_version = self.version
         return self._free

@@ -37,6 +37,9 @@ class Sharded:
     policy: str = doc("p2c", "sharded: partition selection: random | round_robin | p2c (more remaining stock of two) "
                              "| p2c_load (fewer outstanding requests of two)")
     fallback: int = doc(64, "sharded: other partitions tried after a sold-out answer (capped at partitions - 1; 0: none)")
+    inflight_share: float = doc(
+        1.0, "sharded: most of a partition's believed stock that requests in flight may claim (all apps); below 1 "
+             "keeps node queues short so refills land before the stock runs out")
     refill_wait: float = doc(1.0, "sharded: how long a request with no sufficient partition waits for a refill "
                                   "before \"sold out\" (only while the pool may hold stock; 0: never)")
     wait_step: float = doc(0.002, "sharded: first pause of a waiting request before it looks again (doubles, "
@@ -61,6 +64,7 @@ class Sharded:
                 f"(got {self.preallocation})")
         require(self.injection >= 1, f"sharded.injection must be >= 1 (got {self.injection})")
         require(self.fallback >= 0, f"sharded.fallback must be >= 0 (got {self.fallback})")
+        require(0 < self.inflight_share <= 1, f"sharded.inflight_share must be in (0, 1] (got {self.inflight_share})")
         require(math.isfinite(self.refill_wait) and self.refill_wait >= 0,
                 f"sharded.refill_wait must be >= 0 (got {self.refill_wait})")
         require(math.isfinite(self.wait_step) and self.wait_step > 0,

@@ -67,10 +67,12 @@ class App:
         self.sold_out = False
         self.topups = 0
         self.retiring: set[int] = set()
-        self.seen_tickets: dict[int, tuple[int, int]] = {}  # partition -> pending epochs at last refresh
+        self.seen_tickets: dict[int, list[list[int]]] = {}  # partition -> [epoch, sightings] per sub-domain
 
 
 class Sharded(Strategy):
+    RECOVER_AFTER = 3  # refreshes that must see the same refill ticket out before it is re-run
+
     name = "sharded"
     summary = "partitions with A/B sub-domains on many Redis nodes, refilled from a pre-allocation pool"
 
@@ -88,7 +90,7 @@ class Sharded(Strategy):
         self.pool = PoolKeys(self.namespace, pool_tag(sku))
         self.part_node = [slots.node_of(p.a) for p in self.parts]
         self.pool_node = slots.node_of(self.pool.stock)
-        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, cfg.apps)) for k in range(cfg.apps)]
+        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, cfg.apps, cfg.inflight_share)) for k in range(cfg.apps)]
         self._deduct_keys = [p.deduct_keys() for p in self.parts]
         self.pipeline: SyncPipeline | None = None
         if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
@@ -102,7 +104,7 @@ class Sharded(Strategy):
         self.stats = dict.fromkeys(
             ("switches", "injections", "waits", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
              "fallbacks", "refused_exhausted", "refused_bound", "refused_waiting", "false_sold_outs", "removals",
-             "retired", "returned_units", "recovered_tickets"), 0)
+             "retired", "returned_units", "recovered_tickets", "duplicate_tickets"), 0)
         self.stranded = 0
 
     # --- life cycle -----------------------------------------------------
@@ -120,7 +122,7 @@ class Sharded(Strategy):
                 raise RuntimeError(f"partition {part.tag} already exists (partition_init returned {created})")
             for sub, want in ((0, first), (1, cfg.preallocation - first)):
                 if want > 0:
-                    credited = yield from self._move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
+                    _, credited = yield from self._move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
                     for app in self.apps:
                         app.registry.on_injected(i, credited)
         pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
@@ -269,12 +271,14 @@ class Sharded(Strategy):
         i = job.partition
         sub = job.sub if job.sub >= 0 else 1 - app.registry.views[i].active
         grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (job.ticket, job.want))
-        credited = yield from self._move(i, sub, job.ticket, grant, job.flag, taken=True)
+        applied, credited = yield from self._move(i, sub, job.ticket, grant, job.flag, taken=True)
         t = yield NOW
         app.registry.on_injected(i, credited)
         if grant < job.want:
             app.registry.on_pool(0)  # it gave less than asked: it is empty now
-        if grant > 0:
+        if not applied:
+            self.stats["duplicate_tickets"] += 1  # run before (a recovery and a slow first run): no effect
+        elif grant > 0:
             self.stats["injections"] += 1
             self.stats["injected_units"] += grant
             self.note(t, "injection", partition=i, sub=sub, units=credited, ticket=job.ticket, app=app.index)
@@ -282,7 +286,10 @@ class Sharded(Strategy):
             self.stats["dry_refills"] += 1
 
     def _move(self, i: int, sub: int, ticket: str, want: int, flag: int, taken: bool = False) -> Ops:
-        """Pool -> partition ``i``'s sub-domain by ``ticket`` (``want`` already granted if ``taken``)."""
+        """Pool -> partition ``i``'s sub-domain by ``ticket`` (``want`` already granted if ``taken``).
+
+        Returns (applied, credited): applied is False when the ticket had been applied before.
+        """
         grant = want
         if not taken:
             grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (ticket, want))
@@ -298,7 +305,7 @@ class Sharded(Strategy):
         if bounced:
             self.stats["bounced_units"] += bounced
             yield from self._give_back(i, f"back:{ticket}", bounced)
-        return credited
+        return status == 1, credited
 
     def _give_back(self, i: int, ticket: str, units: int) -> Ops:
         status = yield self._eval(self.pool_node, "pool_return", self.pool.return_keys(i), (ticket, units))
@@ -345,17 +352,18 @@ class Sharded(Strategy):
             yield Sleep(interval)
 
     def _recover(self, app: App, i: int, pending: tuple[int, int]) -> None:
-        """A ticket pending across two refreshes may be lost (its buyer timed out): run it again.
+        """A ticket pending across RECOVER_AFTER refreshes may be lost (its buyer timed out): run it again.
 
         Harmless if its first run is merely slow: both steps are idempotent by ticket.
         """
-        last = app.seen_tickets.get(i, (0, 0))
+        seen = app.seen_tickets.setdefault(i, [[0, 0], [0, 0]])  # per sub-domain: [epoch, sightings]
         for sub, epoch in enumerate(pending):
-            if epoch and epoch == last[sub]:
+            mark = seen[sub]
+            mark[:] = [epoch, mark[1] + 1] if epoch and epoch == mark[0] else [epoch, 1]
+            if epoch and mark[1] == self.RECOVER_AFTER:
                 self.stats["recovered_tickets"] += 1
                 app.jobs.append(Refill(i, sub, f"p{i}:e{epoch}", self.cfg.injection, sub))
-        app.seen_tickets[i] = (pending[0] if pending[0] != last[0] else 0,
-                               pending[1] if pending[1] != last[1] else 0)
+                mark[1] = 0  # if this run is lost too, try again after as many refreshes
 
     def _pool_refresher(self, app: App) -> Ops:
         interval = self.cfg.refresh_interval
