@@ -3,9 +3,11 @@
 Sweeps a Poisson offered load over a range of rates; for each DB strategy and
 rate it simulates ``--duration`` seconds of buyers on a row with practically
 unlimited stock (so nothing sells out) and records goodput (successful replies
-received while the load lasts, per second) next to the causes: client timeouts, work done for buyers
-who had already gone (``db_abandoned``), lock waits and their mean, retries,
-lock-wait and pool timeouts. Writes ``goodput_vs_load.csv`` and
+received while the load lasts, per second) next to the causes: client
+timeouts, server work done for buyers who had already gone
+(``db_replies_to_gone``; ``db_abandoned`` of it were open transactions rolled
+back, ``sold_unheard`` units were sold to them), lock waits and their mean,
+retries, lock-wait and pool timeouts. Writes ``goodput_vs_load.csv`` and
 ``goodput_vs_load.png`` under ``--out`` (default ``results/db_collapse``), the
 peak of each curve (``peaks.csv``) and, as the calibration check, the steady
 hot-row TPS by concurrency (``hot_row_tps.csv``, see :func:`hot_row_tps`).
@@ -35,7 +37,7 @@ CONCURRENCY = (1, 16, 64, 256, 1000)
 RETRY_VARIANT = ("db_pessimistic+retry", "db_pessimistic",
                  ("db.lock_wait_timeout=0.3", "db.retry=\"backoff\"", "db.retry_max=3"))
 COLUMNS = ("strategy", "offered", "requests", "ok", "goodput", "timeout", "error", "retries", "p99",
-           "db_lock_waits", "db_lock_wait_mean", "db_abandoned", "db_lock_timeouts", "db_pool_timeouts",
+           "db_lock_waits", "db_lock_wait_mean", "db_replies_to_gone", "db_abandoned", "sold_unheard", "db_lock_timeouts", "db_pool_timeouts",
            "db_detect_time", "sold", "violations", "wall")
 
 
@@ -56,6 +58,7 @@ def run_point(label: str, strategy: str, rate: float, duration: float, seed: int
     requests = result.requests
     in_window = (requests["outcome"] == "ok") & (requests["t_done"] <= duration)
     row["goodput"] = int(in_window.sum()) / duration  # successes per second while the load lasts
+    row["sold_unheard"] = result.summary["sold"] - result.summary["ok_qty"]  # committed, buyer already gone
     row["violations"] = len(result.violations)
     row["wall"] = result.wall_seconds
     return row
@@ -71,7 +74,7 @@ def sweep(curves: Iterable[tuple[str, str, Sequence[str]]], rates: Sequence[floa
             rows.append(row)
             if log:
                 print(f"{label:22s} offered {rate:8,.0f}/s  goodput {row['goodput']:8,.0f}/s  "
-                      f"timeouts {row['timeout']:7,}  abandoned {row['db_abandoned']:7,}  "
+                      f"timeouts {row['timeout']:7,}  replies to gone {row['db_replies_to_gone']:7,}  "
                       f"wall {row['wall']:.1f}s", file=sys.stderr, flush=True)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -115,19 +118,26 @@ def plot(table: pd.DataFrame, path: Path, duration: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 11), sharex=True,
-                                              gridspec_kw={"height_ratios": [3, 1.6, 1.6]})
+    fig, (top, middle, wasted, bottom) = plt.subplots(4, 1, figsize=(9, 13), sharex=True,
+                                                      gridspec_kw={"height_ratios": [3, 1.5, 1.5, 1.5]})
     for label, curve in table.groupby("strategy", sort=False):
         top.plot(curve["offered"], curve["goodput"], marker="o", ms=3, label=label)
         middle.plot(curve["offered"], curve["timeout"] / curve["requests"].clip(lower=1), marker="o", ms=3, label=label)
+        line = wasted.plot(curve["offered"], (curve["db_replies_to_gone"] / duration).clip(lower=0.1), marker="o",
+                           ms=3, label=f"{label}: DB replies to buyers who had left")[0]
+        if curve["retries"].sum() > 0:
+            wasted.plot(curve["offered"], (curve["retries"] / duration).clip(lower=0.1), ls="--", marker="x", ms=4,
+                        color=line.get_color(), label=f"{label}: client retries")
         bottom.plot(curve["offered"], curve["db_lock_wait_mean"].clip(lower=1e-5), marker="o", ms=3, label=label)
     lim = [table["offered"].min(), table["offered"].max()]
     top.plot(lim, lim, color="grey", lw=0.8, ls=":", label="goodput = offered")
     top.set(xscale="log", yscale="log", ylabel="goodput (successful buyers / s)",
             title=f"Lock-based MySQL strategies: goodput vs offered load (Poisson, {duration:g} s, one hot row)")
     middle.set(ylabel="share of buyers timed out", ylim=(-0.02, 1.02))
+    wasted.set(yscale="log", ylabel="wasted work (per s of load)")
+    wasted.legend(fontsize=6, loc="upper left")
     bottom.set(xscale="log", yscale="log", xlabel="offered load (requests / s)", ylabel="mean row-lock wait (s)")
-    for ax in (top, middle, bottom):
+    for ax in (top, middle, wasted, bottom):
         ax.grid(True, which="both", alpha=0.3)
     top.legend(fontsize=8)
     fig.tight_layout()

@@ -82,7 +82,7 @@ class SimDb:
         self.pool_timer_armed = False
         self.stats = dict.fromkeys(
             ("statements", "lock_waits", "lock_wait_time", "lock_timeouts", "deadlocks", "pool_waits",
-             "pool_timeouts", "abandoned", "commits", "rollbacks", "groups", "detect_time"), 0.0)
+             "pool_timeouts", "abandoned", "replies_to_gone", "commits", "rollbacks", "groups", "detect_time"), 0.0)
 
     # ------------------------------------------------------------ observation
     def read(self, key: str) -> Any:
@@ -101,7 +101,8 @@ class SimDb:
             "db_lock_timeouts": int(stats["lock_timeouts"]),
             "db_deadlocks": int(stats["deadlocks"]),
             "db_pool_timeouts": int(stats["pool_timeouts"]),
-            "db_abandoned": int(stats["abandoned"]),
+            "db_replies_to_gone": int(stats["replies_to_gone"]),  # server work whose buyer had left
+            "db_abandoned": int(stats["abandoned"]),  # of which open transactions the app then rolled back
             "db_rollbacks": int(stats["rollbacks"]),
             "db_groups": int(stats["groups"]),
             "db_detect_time": stats["detect_time"],
@@ -387,9 +388,12 @@ class SimDb:
         """A reply reaches the app: ``(txn, reply, release the connection?)``."""
         txn, reply, release = event._value
         task = txn.task
+        gone = task.finished or self.env._now > task.deadline
+        if gone:
+            self.stats["replies_to_gone"] += 1
         if release:
             self._release_connection()
-        elif task.finished or self.env._now > task.deadline:
+        elif gone:
             self.stats["abandoned"] += 1
             if txn.session:  # holds no locks between statements: just give the connection back
                 self._release_connection()

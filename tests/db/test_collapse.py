@@ -36,9 +36,10 @@ def test_pessimistic_rises_peaks_and_collapses(curve):
 
 def test_the_cause_is_visible(curve):
     low, high = curve.iloc[0], curve.iloc[-1]
-    assert low["timeout"] == 0 and low["db_abandoned"] == 0
+    assert low["timeout"] == 0 and low["db_abandoned"] == 0 and low["db_replies_to_gone"] == 0
     assert high["timeout"] > 0.8 * high["requests"]  # buyers gave up waiting ...
     assert high["db_abandoned"] > 0  # ... while the row kept working for them
+    assert high["db_replies_to_gone"] >= high["db_abandoned"]
     assert high["db_lock_wait_mean"] > 100 * max(low["db_lock_wait_mean"], 1e-4)
     assert (curve["violations"] == 0).all()
 

@@ -212,6 +212,7 @@ def test_read_cache_drifts_when_buyers_leave_after_the_commit():
     assert result.violations == []
     # every OK buyer decremented the cache; the buyers who timed out after their commit did not
     assert s["cache_final_gap"] == s["sold"] - s["ok_qty"] > 0
+    assert s["db_replies_to_gone"] >= s["sold"] - s["ok_qty"] and s["db_abandoned"] == 0  # autocommit: no txn
     assert 0 < s["cache_disagree_share"] <= 1 and s["cache_max_gap"] >= s["cache_final_gap"]
     calm = simulate(scenario("db.read_cache=true", "sale.stock=50", "workload.buyers=400", "workload.window=2"),
                     0, "db_conditional").summary
