@@ -16,7 +16,10 @@ partitions (stock counters). Its parts, all sans-IO generators:
   publishes each, retrying when no confirm comes.
 - :meth:`consumer` takes messages, applies each in ONE DB transaction
   (:func:`~engine.pipeline.ledger.apply_batch`, idempotent by detail id),
-  marks the records applied in Redis (``detail_applied``) and acknowledges.
+  acknowledges, and marks the records applied in Redis (``detail_applied``,
+  spawned: a consumer never waits in the hot Redis node's queue; should the
+  mark get lost, the batch stays open, is re-sent after ``resend_after`` and
+  suppressed as a duplicate, and the mark comes again).
 - :meth:`drain` flushes everything after the sale, waits until nothing is
   pending or in flight and reconciles Redis, detail records and DB
   (:mod:`engine.pipeline.reconcile`).
@@ -204,7 +207,7 @@ class SyncPipeline:
                 yield from self.consume(msg)
 
     def consume(self, msg: Message) -> Ops:
-        """One delivery: apply (one transaction), mark applied in Redis, acknowledge."""
+        """One delivery: apply (one transaction), acknowledge, mark applied in Redis."""
         payload = msg.payload
         tag = payload["part"]
         part = self.partitions[tag]
@@ -219,8 +222,8 @@ class SyncPipeline:
         now = yield NOW
         times = {detail_id: t for detail_id, _, t in records}
         self.stats.applied(now, report, [times[i] for i in report.inserted], msg.deliveries)
-        yield Eval("detail_applied", (part.details, part.batches), (payload["batch"],))
         yield Ack(self.topic, msg.msg_id)
+        yield Spawn(_mark_applied(part, payload["batch"]))
         self._note(now, "sync_apply", part=tag, batch=payload["batch"], inserted=len(report.inserted),
                    duplicates=report.duplicates, deliveries=msg.deliveries, backlog=self.stats.backlog)
 
@@ -262,6 +265,10 @@ class SyncPipeline:
                 "recon_db_detail_qty": recon.db_detail_qty,
             })
         return figures
+
+
+def _mark_applied(part: DetailKeys, batch: int) -> Ops:
+    yield Eval("detail_applied", (part.details, part.batches), (batch,))
 
 
 def _parse_record(record: str) -> tuple[int, float]:
