@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from engine.scenario import ScenarioError
 
@@ -172,13 +173,38 @@ def latency_figure(points: pd.DataFrame, x: str) -> Figure:
 
 
 def lag_figure(points: pd.DataFrame, x: str, columns: Sequence[str]) -> Figure:
+    return metric_figure(points, x, columns, "Sync lag (deduction -> applied in DB)", "lag (s)")
+
+
+def metric_figure(points: pd.DataFrame, x: str, metrics: Sequence[str], title: str, ylabel: str, *,
+                  logx: bool = False, logy: bool = False, scale: float = 1.0) -> Figure:
+    """Any figure(s) of a sweep (mean, 95 % CI) against any varied parameter, a line per series.
+
+    ``x`` may be text (a policy name): its values are then evenly spaced categories.
+    ``scale`` multiplies the values (1000 for seconds -> ms).
+    """
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
+    categorical = not pd.api.types.is_numeric_dtype(points[x])
+    categories = sorted(points[x].astype(str).unique()) if categorical else []
     for index, (label, group) in enumerate(series(points, x)):
-        for offset, column in enumerate(columns):
-            ax.errorbar(_xvalues(group, x), group[f"{column}_mean"], yerr=group[f"{column}_ci"].fillna(0),
-                        marker="os^v"[offset % 4], capsize=3, color=f"C{index % 10}", label=f"{label} {column}")
-    ax.set(title="Sync lag (deduction -> applied in DB)", xlabel=axis_label(x), ylabel="lag (s)")
+        xs = ([categories.index(str(v)) for v in group[x]] if categorical else _xvalues(group, x))
+        for offset, metric in enumerate(metrics):
+            name = label if len(metrics) == 1 else f"{label} {metric}"
+            ax.errorbar(xs, group[f"{metric}_mean"] * scale, yerr=group[f"{metric}_ci"].fillna(0) * scale,
+                        marker="os^vD"[offset % 5], capsize=3, color=f"C{index % 10}",
+                        ls=("-", "--", ":", "-.")[offset % 4], label=name)
+    if categorical:
+        ax.set_xticks(range(len(categories)), categories)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    for log, axis in ((logx, ax.xaxis), (logy, ax.yaxis)):
+        if log:  # plain numbers (600), not 6 x 10^2
+            axis.set_major_formatter(LogFormatter())
+            axis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
+    ax.set(title=title, xlabel=axis_label(x), ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return figure
@@ -218,21 +244,25 @@ def timeline_figure(timeline: pd.DataFrame, runs: pd.DataFrame, x: str | None) -
         rows = timeline[timeline["run_key"] == run["run_key"]]
         holders = [c for c in rows.columns if c not in _HOLDER_SKIP and not c.startswith("in_flight")
                    and rows[c].notna().any()]
+        pools = [c for c in holders if c.startswith("pool")] if len(holders) > 1 else []
         for holder in holders:
-            ax.step(rows["t"], rows[holder], where="post", lw=1, label=holder)
-        total = ax.twinx()  # the total dwarfs one partition: its own axis, on the right
+            if holder not in pools:
+                ax.step(rows["t"], rows[holder], where="post", lw=1, label=holder)
+        total = ax.twinx()  # the total (and the pool) dwarf one partition: their own axis, on the right
         total.step(rows["t"], rows["remaining"], where="post", color="black", ls="--", lw=1.2)
-        total.set_ylabel("remaining in total (units, dashed)")
+        for pool in pools:
+            total.step(rows["t"], rows[pool], where="post", color="grey", ls=":", lw=1.5)
+        total.set_ylabel("remaining in total (dashed)" + (", pool (dotted)" if pools else "") + ", units")
         total.set_ylim(bottom=0)
         changes = rows["t"][rows["remaining"].diff().fillna(0) != 0]
         if len(changes) and changes.max() > 0:
             ax.set_xlim(0, min(rows["t"].max(), changes.max() * 1.3))  # zoom on the sale, not the drain
         where = f" at {value_label(x, run[x])}" if x else ""
         ax.set(title=f"Stock over time — {run['strategy']}{where}", xlabel="time from sale start (s)",
-               ylabel="units per holder (solid)")
+               ylabel="units per partition / holder (solid)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        if len(holders) <= 12:
+        if len(holders) - len(pools) <= 12:
             ax.legend(fontsize="small", loc="upper right")
     return figure
 
