@@ -57,6 +57,7 @@ class RealInterpreter:
         self.origin = origin  # loop time that Now() reports as 0
         self.redis: Any = None  # RedisLinks, set once connected
         self.handlers: dict[type, Callable[[Task, Any], None]] = {}
+        self.abandon_hooks: list[Callable[[Task], None]] = []  # called when a task is dropped mid-way
         self.stopping = False  # the sale is over: background tasks end at their next wake
         self.failure: asyncio.Future[None] = loop.create_future()
         self.failure_error: Exception | None = None
@@ -108,16 +109,21 @@ class RealInterpreter:
         if task.finished:
             return
         if self.loop.time() > task.deadline:
-            task.gen.close()
-            task.finished = True
+            self.abandon(task)
             task.done(task, Outcome.TIMEOUT)
             return
         if self.stopping and task.tag == "background":
-            task.gen.close()
-            task.finished = True
+            self.abandon(task)
             task.done(task, None)
             return
         self.resume(task, reply)
+
+    def abandon(self, task: Task) -> None:
+        """Drop a task mid-way (its client gave up); drivers release what it held (open transactions)."""
+        task.finished = True
+        task.gen.close()
+        for hook in self.abandon_hooks:
+            hook(task)
 
     def fail(self, task: Task, err: Exception) -> None:
         """A server answered with an error: raise it inside the generator, where the strategy may handle it."""

@@ -184,8 +184,7 @@ class ClosedLoopUsers:
 
     def _expire(self, task: Task) -> None:
         if not task.finished:
-            task.finished = True
-            task.gen.close()
+            self.interpreter.abandon(task)
             self._done(task, Outcome.TIMEOUT)
 
     def _done(self, task: Task, outcome: Outcome) -> None:

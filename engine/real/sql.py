@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections import deque
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -62,11 +63,76 @@ def server(context: Context) -> dict[str, Any]:
 class _Txn:
     """A held connection: a transaction, or an autocommit session."""
 
-    __slots__ = ("conn", "session")
+    __slots__ = ("conn", "session", "owner")
 
-    def __init__(self, conn: Any, session: bool):
+    def __init__(self, conn: Any, session: bool, owner: Task):
         self.conn = conn
         self.session = session
+        self.owner = owner
+
+
+class _Pool:
+    """The app's connection pool: at most ``size`` connections, FIFO waiters with a timeout.
+
+    A waiter whose buyer has already given up is skipped when a connection
+    frees (the app drops the request, as in the simulator).
+    """
+
+    def __init__(self, size: int, connect: Any):
+        self.size = size
+        self.connect = connect
+        self.opened = 0
+        self.free: list[Any] = []
+        self.waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.all: list[Any] = []
+
+    async def acquire(self, timeout: float, deadline: float) -> Any:
+        if self.free:
+            return self.free.pop()
+        if self.opened < self.size:
+            self.opened += 1
+            try:
+                conn = await self.connect()
+            except BaseException:
+                self.opened -= 1
+                raise
+            self.all.append(conn)
+            return conn
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self.waiters.append((waiter, deadline))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            if waiter.done():  # handed over just as the timer fired: keep it
+                return waiter.result()
+            waiter.cancel()
+            return DbError(sql.POOL_TIMEOUT)
+
+    def release(self, conn: Any) -> None:
+        now = asyncio.get_running_loop().time()
+        while self.waiters:
+            waiter, deadline = self.waiters.popleft()
+            if waiter.done():
+                continue
+            if now > deadline:  # the buyer left: nobody will use this connection
+                waiter.set_result(DbError(sql.POOL_TIMEOUT))
+                continue
+            waiter.set_result(conn)
+            return
+        self.free.append(conn)
+
+    def discard(self, conn: Any) -> None:
+        """A broken connection leaves the pool (a new one may be opened in its place)."""
+        conn.close()
+        if conn in self.all:
+            self.all.remove(conn)
+        self.opened -= 1
+
+    async def close(self) -> None:
+        for conn in self.all:
+            conn.close()
+        self.all, self.free = [], []
 
 
 class SqlDriver(Driver):
@@ -75,9 +141,10 @@ class SqlDriver(Driver):
 
     def __init__(self, context: Context):
         super().__init__(context)
-        self.pool: Any = None
+        self.pool: _Pool | None = None
         self._opening: asyncio.Lock | None = None
         self.interpreter: RealInterpreter | None = None
+        self.held: dict[Task, list[_Txn]] = {}  # open transactions by task, released if the task is dropped
 
     async def open(self, interpreter: RealInterpreter) -> None:
         self.interpreter = interpreter
@@ -85,10 +152,16 @@ class SqlDriver(Driver):
         for op, run in ((DbBegin, self._begin), (DbExec, self._exec), (DbCommit, self._commit),
                         (DbRollback, self._rollback)):
             interpreter.handlers[op] = self._handler(run)
+        interpreter.abandon_hooks.append(self._abandoned)
+
+    def _abandoned(self, task: Task) -> None:
+        """The buyer gave up while holding transactions: the app rolls them back."""
+        for txn in self.held.pop(task, ()):
+            asyncio.get_running_loop().create_task(self._rollback(DbRollback(txn)))
 
     def _handler(self, run: Any) -> Any:
         def handle(task: Task, op: Any) -> None:
-            asyncio.get_running_loop().create_task(self._answer(task, run(op)))
+            asyncio.get_running_loop().create_task(self._answer(task, run(op, task)))
         return handle
 
     async def _answer(self, task: Task, work: Any) -> None:
@@ -100,7 +173,7 @@ class SqlDriver(Driver):
             return
         self.interpreter.wake(task, reply)
 
-    async def _pool(self) -> Any:
+    async def _pool(self) -> _Pool:
         if self.pool is None:
             assert self._opening is not None
             async with self._opening:
@@ -110,43 +183,56 @@ class SqlDriver(Driver):
 
     async def close(self) -> None:
         if self.pool is not None:
-            self.pool.close()
-            await self.pool.wait_closed()
+            await self.pool.close()
 
     # ------------------------------------------------------------ ops
-    async def _acquire(self) -> Any:
+    async def _acquire(self, task: Task) -> Any:
         pool = await self._pool()
         scenario = self.context.scenario
         timeout = scenario.db.acquire_timeout if scenario is not None else 30.0
-        try:
-            return await asyncio.wait_for(pool.acquire(), timeout)
-        except TimeoutError:
-            return DbError(sql.POOL_TIMEOUT)
+        return await pool.acquire(timeout, task.deadline)
 
-    async def _begin(self, op: DbBegin) -> Any:
-        conn = await self._acquire()
+    def _give_back(self, txn: _Txn, broken: bool = False) -> None:
+        held = self.held.get(txn.owner)
+        if held is not None and txn in held:
+            held.remove(txn)
+            if not held:
+                del self.held[txn.owner]
+        assert self.pool is not None
+        if broken:
+            self.pool.discard(txn.conn)
+        else:
+            self.pool.release(txn.conn)
+
+    async def _begin(self, op: DbBegin, task: Task) -> Any:
+        conn = await self._acquire(task)
         if isinstance(conn, DbError):
             return conn
+        txn = _Txn(conn, op.autocommit, task)
+        self.held.setdefault(task, []).append(txn)
         if not op.autocommit:
             try:
                 await conn.begin()
             except asyncmy.errors.MySQLError as err:
-                self.pool.release(conn)
+                self._give_back(txn, broken=True)
                 return _db_error(err)
-        return _Txn(conn, op.autocommit)
+        if task.finished:  # dropped while we waited: nobody will end this transaction
+            self._abandoned(task)
+        return txn
 
-    async def _exec(self, op: DbExec) -> Any:
+    async def _exec(self, op: DbExec, task: Task) -> Any:
         if op.txn is not None:
             return await _execute(op.txn.conn, op, self.context.namespace)
-        conn = await self._acquire()
+        conn = await self._acquire(task)
         if isinstance(conn, DbError):
             return conn
+        txn = _Txn(conn, True, task)
         try:
             return await _execute(conn, op, self.context.namespace)
         finally:
-            self.pool.release(conn)
+            self._give_back(txn)
 
-    async def _commit(self, op: DbCommit) -> Any:
+    async def _commit(self, op: DbCommit, task: Task | None = None) -> Any:
         txn: _Txn = op.txn
         try:
             if not txn.session:
@@ -159,17 +245,18 @@ class SqlDriver(Driver):
                 pass
             return _db_error(err)
         finally:
-            self.pool.release(txn.conn)
+            self._give_back(txn)
 
-    async def _rollback(self, op: DbRollback) -> None:
+    async def _rollback(self, op: DbRollback, task: Task | None = None) -> None:
         txn: _Txn = op.txn
+        broken = False
         try:
             if not txn.session:
                 await txn.conn.rollback()
         except asyncmy.errors.MySQLError:
-            pass  # a broken connection rolls back by itself
+            broken = True  # a broken connection rolls back by itself; it leaves the pool
         finally:
-            self.pool.release(txn.conn)
+            self._give_back(txn, broken)
 
     # ------------------------------------------------------------ life cycle
     @classmethod
@@ -226,7 +313,14 @@ async def _open_pool(context: Context) -> Any:
             context.options["db_created"] = True
         scenario = context.scenario
         size = min(MAX_POOL_PER_PROCESS, scenario.db.pool_size if scenario is not None else 8)
-        return await asyncmy.create_pool(minsize=0, maxsize=max(1, size), db=name, autocommit=True, **args)
+
+        async def connect() -> Any:
+            return await asyncmy.connect(db=name, autocommit=True, **args)
+
+        probe = await connect()  # fail now, with a clear message, if the database is unusable
+        pool = _Pool(max(1, size), connect)
+        pool.opened, pool.free, pool.all = 1, [probe], [probe]
+        return pool
     except (OSError, asyncmy.errors.MySQLError) as err:
         where = f"{args['host']}:{args['port']}"
         raise TargetError(f"cannot use MariaDB/MySQL at {where}: {err.__class__.__name__}: {err}") from None
