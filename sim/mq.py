@@ -142,7 +142,7 @@ class SimMq:
     def ack(self, task: Task, op: Ack) -> None:
         msg = self._topic(op.topic).messages.get(op.msg_id)
         first = msg is not None and not msg.acked
-        if first:
+        if msg is not None and first:
             msg.acked = True
             self.acks += 1
         self.interpreter.wake_after(self._publish(), task, first)

@@ -29,6 +29,7 @@ Figures for the summary come from :class:`~engine.pipeline.stats.SyncStats`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
@@ -75,6 +76,8 @@ class SyncPipeline:
         self.partitions: dict[str, DetailKeys] = {}
         self._sold_keys: dict[str, str] = {}
         self._flushing: set[str] = set()
+        self._moves: deque[tuple[bool, str, int]] = deque()  # (pre-allocation?, partition, units), in order
+        self._mover = False  # a task is writing _moves to the DB
         self.stats = SyncStats()
         self.reconciliation: Reconciliation | None = None
         self._note = note or (lambda t, kind, **fields: None)
@@ -119,6 +122,32 @@ class SyncPipeline:
         """Record in the DB that ``qty`` unsold units went back from partition ``tag`` to the pool."""
         if qty > 0 and not (yield from ledger.release(self.sku, tag, qty)):
             raise RuntimeError(f"DB partition {tag!r} of {self.sku!r} cannot release {qty} units")
+
+    def move_later(self, tag: str, qty: int, preallocation: bool = True) -> Ops:
+        """Queue a pre-allocation (or a release) for the DB; one spawned writer applies them in order.
+
+        The stock move in Redis does not wait for the DB (an injection must reach
+        buyers fast). The order of moves is kept, so a release never overtakes
+        the pre-allocations it returns; an MQ update may overtake the
+        pre-allocation of the units it reports (the partition's pre-allocated
+        figure dips below zero until it lands). :meth:`drain` waits for the queue.
+        """
+        if qty > 0:
+            self._moves.append((preallocation, tag, qty))
+            if not self._mover:
+                self._mover = True
+                yield Spawn(self._write_moves())
+
+    def _write_moves(self) -> Ops:
+        try:
+            while self._moves:
+                preallocation, tag, qty = self._moves.popleft()
+                if preallocation:
+                    yield from self.preallocate(tag, qty)
+                else:
+                    yield from self.release(tag, qty)
+        finally:
+            self._mover = False
 
     # --- producer side -------------------------------------------------------
     def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
@@ -245,6 +274,7 @@ class SyncPipeline:
                 if pending:
                     yield from self.flush(tag, DRAIN)
                 outstanding += pending + batches
+            outstanding += len(self._moves) + self._mover
             now = yield NOW
             if outstanding == 0 or now - start > self.config.drain_timeout:
                 break

@@ -74,7 +74,8 @@ def partition_deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]
     reply = partition.partition_deduct(store, keys[:4], args[:2])
     if reply[0] != 0:
         return [*reply, 0, 0]
-    qty = args[0] if args[0].__class__ is int else _as_int(args[0])
+    qty = _as_int(args[0])  # an integer > 0: partition_deduct sold it
+    assert qty is not None
     return [*reply, *_write_detail(store, keys[4], keys[5], keys[6], qty, args[2])]
 
 

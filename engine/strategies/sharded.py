@@ -300,8 +300,8 @@ class Sharded(Strategy):
             (ticket, grant, flag, self.cfg.subdomain_size))
         if status < 0:
             raise RuntimeError(f"partition_inject {ticket} failed with {status}")
-        if self.pipeline is not None and credited > 0:  # the DB ledger: pool -> pre-allocated
-            yield from self.pipeline.preallocate(self.parts[i].tag, credited)
+        if self.pipeline is not None:  # the DB ledger: pool -> pre-allocated (queued, in order)
+            yield from self.pipeline.move_later(self.parts[i].tag, credited)
         if bounced:
             self.stats["bounced_units"] += bounced
             yield from self._give_back(i, f"back:{ticket}", bounced)
@@ -323,8 +323,8 @@ class Sharded(Strategy):
         if units == 0:
             return
         yield from self._give_back(i, f"retire:p{i}", units)
-        if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool
-            yield from self.pipeline.release(self.parts[i].tag, units)
+        if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool (queued, in order)
+            yield from self.pipeline.move_later(self.parts[i].tag, units, preallocation=False)
         self.stats["returned_units"] += units
         live = app.registry.live()
         if topup and live:

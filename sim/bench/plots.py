@@ -185,7 +185,7 @@ def metric_figure(points: pd.DataFrame, x: str, metrics: Sequence[str], title: s
     """
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
-    categorical = not pd.api.types.is_numeric_dtype(points[x])
+    categorical = not pd.api.types.is_numeric_dtype(points[_xcolumn(points, x)])  # offered_load: its _mean
     categories = sorted(points[x].astype(str).unique()) if categorical else []
     for index, (label, group) in enumerate(series(points, x)):
         xs = ([categories.index(str(v)) for v in group[x]] if categorical else _xvalues(group, x))
