@@ -1,0 +1,52 @@
+"""Real-server fixtures: a 3-master Redis Cluster launched for the session, MariaDB probe.
+
+The cluster is ours (started on free loopback ports, torn down at the end),
+so tests may do anything to it, e.g. SCRIPT FLUSH. The shared Redis at
+127.0.0.1:6379 and MariaDB at 127.0.0.1:3306 are only touched inside a
+test's own namespace / scratch database.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def _root_conftest():
+    """tests/conftest.py, loaded under its own name (every conftest module is called "conftest")."""
+    spec = importlib.util.spec_from_file_location("flashsim_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+unavailable = _root_conftest().unavailable  # also re-exported for `from conftest import unavailable`
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A LocalCluster of 3 masters with slots as engine.keys.even_slot_ranges(3)."""
+    from engine.real.cluster import LocalCluster
+    from engine.real.target import TargetError
+
+    try:
+        local = LocalCluster(3).start()
+    except TargetError as err:
+        unavailable("redis-server (local cluster)", err)
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """Skip (or fail under CI) unless MariaDB answers at 127.0.0.1:3306 as root."""
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3)
+    except pymysql.MySQLError as err:
+        unavailable("MariaDB at 127.0.0.1:3306", err)
+    yield conn
+    conn.close()

@@ -1,0 +1,152 @@
+"""Every strategy run for real (3-master local cluster, MariaDB), with its invariants checked."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+import pymysql
+import pytest
+import redis
+
+from engine.keys import SlotMap
+from engine.model import Outcome
+from engine.ops import Eval
+from engine.real import RealOptions, RedisTarget, run_real
+from engine.real.interpreter import RealInterpreter
+from engine.real.links import RedisLinks
+from engine.real.sql import database_name
+from engine.real.target import TargetError, discover
+from engine.scenario import Scenario
+from engine.strategies import STRATEGIES
+from engine.strategies.single_redis import SingleRedis
+from sim.world import simulate
+
+pytestmark = pytest.mark.real
+
+SMALL = ["sale.stock=200", "workload.buyers=2000", "workload.window=0.4", "redis.nodes=3"]
+
+
+def keys_under(url_ports: list[int], namespace: str) -> list[str]:
+    found = []
+    for port in url_ports:
+        client = redis.Redis(port=port, decode_responses=True)
+        found += list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        client.close()
+    return found
+
+
+def databases_like(name: str) -> list[str]:
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW DATABASES LIKE %s", (name,))
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_strategy_runs_for_real(name, cluster, mariadb):
+    scenario = Scenario().with_overrides(SMALL)
+    namespace = f"fstest-{uuid.uuid4().hex[:10]}"
+    result = run_real(scenario, 3, name, RealOptions(RedisTarget(cluster.url), namespace=namespace))
+    sim = simulate(scenario, 3, name)
+
+    assert result.mode == "real" and result.strategy == name
+    assert result.ok, result.violations  # no oversell, conservation, pipeline reconciliation
+    assert result.summary["violations"] == 0 and result.summary["driver_errors"] == 0
+    # the same buyers at the same intended instants as the simulation
+    assert list(result.requests.columns) == list(sim.requests.columns)
+    np.testing.assert_array_equal(result.requests["t_arrival"].to_numpy(), sim.requests["t_arrival"].to_numpy())
+    np.testing.assert_array_equal(result.requests["qty"].to_numpy(), sim.requests["qty"].to_numpy())
+    assert not result.requests["outcome"].isna().any()
+    assert (result.requests["latency"] >= 0).all()
+    # read back from the servers: a buyer told OK was really sold something
+    inv = result.inventory
+    assert inv.initial == 200 and 0 <= inv.sold <= 200
+    assert result.summary["ok_qty"] <= inv.sold
+    assert result.summary["requests"] == 2000
+    assert not result.timeline.empty and result.timeline["sold"].is_monotonic_increasing
+    assert result.timeline["sold"].iloc[-1] == inv.sold
+    # cleaned up: no key of the run left, no scratch database
+    assert keys_under(cluster.ports, namespace) == []
+    assert databases_like(database_name(namespace)) == []
+
+
+def test_real_run_places_keys_like_the_simulator(cluster, mariadb):
+    """Requests that reached Redis went to the master the simulator's SlotMap names."""
+    scenario = Scenario().with_overrides(SMALL + ["pipeline.enabled=false"])
+    result = run_real(scenario, 0, "single_redis", RealOptions(RedisTarget(cluster.url)))
+    strategy = SingleRedis(scenario, np.random.default_rng(0))
+    expected = SlotMap.even(3).node_of(strategy.counter.stock)
+    sent = result.requests[result.requests["ops"] > 0]
+    assert len(sent) > 0 and set(sent["node"]) == {expected}
+    assert result.ok and result.inventory.sold == 200
+
+
+def test_closed_loop_with_two_workers_on_the_shared_redis(redis_client, namespace, mariadb):
+    scenario = Scenario().with_overrides(["sale.stock=300", "workload.kind=closed", "workload.users=20",
+                                          "workload.duration=0.5", "workload.think=0.005"])
+    options = RealOptions(RedisTarget("redis://127.0.0.1:6379/0"), namespace=f"{namespace}-run", workers=2)
+    result = run_real(scenario, 1, "single_redis", options)
+    assert result.ok, result.violations
+    assert result.summary["requests"] == len(result.requests) > 20
+    assert result.requests["t_arrival"].is_monotonic_increasing
+    assert result.summary["ok_qty"] == result.inventory.sold  # no timeouts at this load
+    assert list(redis_client.scan_iter(match=f"{namespace}-run:*")) == []
+
+
+def test_unknown_op_stops_the_run_with_a_clear_message(cluster):
+    class Mystery:
+        pass
+
+    class Odd(SingleRedis):
+        name = "odd_test_only"
+
+        def deduct(self, request):
+            yield Mystery()
+            return Outcome.OK
+
+    STRATEGIES[Odd.name] = Odd
+    namespace = f"fstest-{uuid.uuid4().hex[:10]}"
+    try:
+        scenario = Scenario().with_overrides(SMALL + ["pipeline.enabled=false"])
+        # raised in the worker (an UnsupportedOp), reported by the coordinator as a TargetError
+        with pytest.raises(TargetError, match="cannot run op Mystery"):
+            run_real(scenario, 0, Odd.name, RealOptions(RedisTarget(cluster.url), namespace=namespace))
+    finally:
+        del STRATEGIES[Odd.name]
+    assert keys_under(cluster.ports, namespace) == []  # setup's keys were deleted
+
+
+def test_evalsha_reloads_scripts_after_noscript(cluster):
+    """SCRIPT FLUSH on our own cluster between load and use: the lane reloads and resends."""
+    namespace = f"fstest-{uuid.uuid4().hex[:10]}"
+    keys = (f"{namespace}:stock:{{t}}", f"{namespace}:sold:{{t}}")
+
+    async def scenario_run():
+        target = RedisTarget(cluster.url)
+        topology = await discover(target)
+        loop = asyncio.get_running_loop()
+        interpreter = RealInterpreter(loop, loop.time())
+        links = RedisLinks(target, topology, interpreter, lanes=1)
+        await links.open()
+        interpreter.redis = links
+        for port in cluster.ports:
+            redis.Redis(port=port).script_flush()
+
+        def gen():
+            created = yield Eval("init_stock", keys, (5,))
+            left = yield Eval("deduct", keys, (2,))
+            return created, left
+
+        try:
+            return await interpreter.run_to_end(gen(), "setup")
+        finally:
+            await links.close()
+
+    assert asyncio.run(scenario_run()) == (1, 3)
+    client = redis.Redis(port=cluster.ports[SlotMap.even(3).node_of(keys[0])])
+    client.delete(*keys)
