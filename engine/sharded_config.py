@@ -38,7 +38,7 @@ class Sharded:
                              "| p2c_load (fewer outstanding requests of two)")
     fallback: int = doc(64, "sharded: other partitions tried after a sold-out answer (capped at partitions - 1; 0: none)")
     inflight_share: float = doc(
-        1.0, "sharded: most of a partition's believed stock that requests in flight may claim (all apps); below 1 "
+        0.5, "sharded: most of a partition's believed stock that requests in flight may claim (all apps); below 1 "
              "keeps node queues short so refills land before the stock runs out")
     refill_wait: float = doc(1.0, "sharded: how long a request with no sufficient partition waits for a refill "
                                   "before \"sold out\" (only while the pool may hold stock; 0: never)")
@@ -46,8 +46,6 @@ class Sharded:
                                   "up to refresh_interval)")
     apps: int = doc(4, "sharded: app instances, each with its own registry (requests spread round-robin)")
     refresh_interval: float = doc(0.05, "sharded: seconds between registry refreshes (reads every partition + pool)")
-    injectors: int = doc(2, "sharded: injection workers per app (each runs one refill at a time: take from pool, credit)")
-    injector_poll: float = doc(0.0005, "sharded: seconds between an idle injection worker's looks at its app's queue")
     return_stranded: bool = doc(
         False, "sharded: a partition that leaves the registry (or is left at the end) returns its stock to the pool"
     )
@@ -72,9 +70,6 @@ class Sharded:
         require(1 <= self.apps <= 1024, f"sharded.apps must be in 1..1024 (got {self.apps})")
         require(math.isfinite(self.refresh_interval) and self.refresh_interval > 0,
                 f"sharded.refresh_interval must be > 0 (got {self.refresh_interval})")
-        require(1 <= self.injectors <= 64, f"sharded.injectors must be in 1..64 (got {self.injectors})")
-        require(math.isfinite(self.injector_poll) and self.injector_poll > 0,
-                f"sharded.injector_poll must be > 0 (got {self.injector_poll})")
 
     @property
     def fallback_tries(self) -> int:

@@ -18,7 +18,6 @@ one metric only: whether a refusal was false (stock remained somewhere).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from ..keys import SlotMap
 from ..model import Inventory, Outcome, Request
 from ..ops import NOW, Eval, Sleep
 from ..pipeline import SyncPipeline
+from ..pipeline.ops import Spawn
 from ..registry import Registry, State
 from ..scripts.partition import RETIRED
 from ..scripts.stock import SOLD_OUT
@@ -57,13 +57,12 @@ class Retire:
 
 
 class App:
-    """One app instance: its registry, its queue of injection jobs, its sold-out flag."""
+    """One app instance: its registry, its injection jobs in progress, its sold-out flag."""
 
     def __init__(self, index: int, registry: Registry):
         self.index = index
         self.registry = registry
-        self.jobs: deque[Refill | Retire] = deque()
-        self.busy = 0  # workers in the middle of a job
+        self.jobs: list[Refill | Retire] = []  # spawned and not finished yet (drain waits for them)
         self.sold_out = False
         self.topups = 0
         self.retiring: set[int] = set()
@@ -72,6 +71,7 @@ class App:
 
 class Sharded(Strategy):
     RECOVER_AFTER = 3  # refreshes that must see the same refill ticket out before it is re-run
+    DRAIN_POLL = 0.001  # seconds between drain's looks at the jobs still running
 
     name = "sharded"
     summary = "partitions with A/B sub-domains on many Redis nodes, refilled from a pre-allocation pool"
@@ -159,7 +159,9 @@ class Sharded(Strategy):
                 registry.on_sold(i, remaining, active)
                 if switched or ticket or registry.views[i].state is not before:
                     t = yield NOW
-                    self._after_sale(app, t, i, active, switched, ticket, before)
+                    job = self._after_sale(app, t, i, active, switched, ticket, before)
+                    if job is not None:
+                        yield self._spawn(app, job)  # the refill runs as its own task: the buyer does not wait
                 return Outcome.OK
             if status != SOLD_OUT and status != RETIRED:
                 return Outcome.ERROR
@@ -172,7 +174,7 @@ class Sharded(Strategy):
             elif (self.cfg.return_stranded and status == SOLD_OUT and remaining > 0 and registry.pool_empty
                   and i not in app.retiring):
                 app.retiring.add(i)  # its leftover (< qty) goes back to the pool and on to a live partition
-                app.jobs.append(Retire(i))
+                yield self._spawn(app, Retire(i))
             if len(tried) >= self.cfg.fallback_tries:
                 tried += (i,)
                 break
@@ -217,7 +219,6 @@ class Sharded(Strategy):
     def background(self) -> list[Ops]:
         gens: list[Ops] = []
         for app in self.apps:
-            gens += [self._injector(app) for _ in range(self.cfg.injectors)]
             gens += [self._refresher(app, i) for i in range(len(self.parts))]
             gens.append(self._pool_refresher(app))
         if self.pipeline is not None:
@@ -226,8 +227,8 @@ class Sharded(Strategy):
 
     def drain(self) -> Ops:
         """Finish every injection job, then count (and optionally return) what partitions hold."""
-        while any(app.jobs or app.busy for app in self.apps):
-            yield Sleep(self.cfg.injector_poll)
+        while any(app.jobs for app in self.apps):
+            yield Sleep(self.DRAIN_POLL)
         for i, part in enumerate(self.parts):
             a, b, active, _, _ = yield self._eval(self.part_node[i], "partition_status", part.status_keys())
             if active >= 0:
@@ -239,33 +240,35 @@ class Sharded(Strategy):
 
     # --- injection, retirement, refresh ----------------------------------
     def _after_sale(self, app: App, t: float, i: int, active: int, switched: int, ticket: int,
-                    before: State) -> None:
+                    before: State) -> Refill | None:
+        """Note a switch or a removal; a refill ticket becomes a job to spawn."""
         if switched:
             self.stats["switches"] += 1
             self.note(t, "switch", partition=i, active=active, app=app.index)
-        if ticket:
-            idle = 1 - active
-            app.jobs.append(Refill(i, idle, f"p{i}:e{ticket}", self.cfg.injection, idle))
         if app.registry.views[i].state is State.REMOVED and before is not State.REMOVED:
             self._removed(app, t, i)
+        if ticket:
+            idle = 1 - active
+            return Refill(i, idle, f"p{i}:e{ticket}", self.cfg.injection, idle)
+        return None
 
     def _removed(self, app: App, t: float, i: int) -> None:
         self.stats["removals"] += 1
         self.note(t, "removed", partition=i, app=app.index)
 
-    def _injector(self, app: App) -> Ops:
-        poll = self.cfg.injector_poll
-        while True:
-            if not app.jobs:
-                yield Sleep(poll)
-                continue
-            job = app.jobs.popleft()
-            app.busy += 1
+    def _spawn(self, app: App, job: Refill | Retire) -> Spawn:
+        """The op that starts ``job`` as its own task (every refill at once, none queued behind another)."""
+        app.jobs.append(job)
+        return Spawn(self._run(app, job))
+
+    def _run(self, app: App, job: Refill | Retire) -> Ops:
+        try:
             if isinstance(job, Retire):
                 yield from self._retire(app, job.partition, topup=True)
             else:
                 yield from self._refill(app, job)
-            app.busy -= 1
+        finally:
+            app.jobs.remove(job)
 
     def _refill(self, app: App, job: Refill) -> Ops:
         i = job.partition
@@ -330,7 +333,7 @@ class Sharded(Strategy):
         if topup and live:
             target = max(live, key=lambda j: app.registry.views[j].remaining)
             app.topups += 1
-            app.jobs.append(Refill(target, -1, f"top:a{app.index}:{app.topups}", units, -1))
+            yield self._spawn(app, Refill(target, -1, f"top:a{app.index}:{app.topups}", units, -1))
 
     def _refresher(self, app: App, i: int) -> Ops:
         """Re-read partition ``i`` every interval; re-run a refill ticket nobody settled."""
@@ -348,10 +351,10 @@ class Sharded(Strategy):
             if app.sold_out and not registry.exhausted:
                 app.sold_out = False
             if i % len(self.apps) == app.index:  # this app looks after partition i's tickets
-                self._recover(app, i, (pend0, pend1))
+                yield from self._recover(app, i, (pend0, pend1))
             yield Sleep(interval)
 
-    def _recover(self, app: App, i: int, pending: tuple[int, int]) -> None:
+    def _recover(self, app: App, i: int, pending: tuple[int, int]) -> Ops:
         """A ticket pending across RECOVER_AFTER refreshes may be lost (its buyer timed out): run it again.
 
         Harmless if its first run is merely slow: both steps are idempotent by ticket.
@@ -362,7 +365,7 @@ class Sharded(Strategy):
             mark[:] = [epoch, mark[1] + 1] if epoch and epoch == mark[0] else [epoch, 1]
             if epoch and mark[1] == self.RECOVER_AFTER:
                 self.stats["recovered_tickets"] += 1
-                app.jobs.append(Refill(i, sub, f"p{i}:e{epoch}", self.cfg.injection, sub))
+                yield self._spawn(app, Refill(i, sub, f"p{i}:e{epoch}", self.cfg.injection, sub))
                 mark[1] = 0  # if this run is lost too, try again after as many refreshes
 
     def _pool_refresher(self, app: App) -> Ops:

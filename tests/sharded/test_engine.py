@@ -2,8 +2,9 @@
 
 A tiny driver feeds each ``Eval`` to the script's Python twin on one in-memory
 store (keys carry distinct tags, so one dict stands for the whole cluster),
-answers ``Now`` with a settable clock and stops background loops at their
-``Sleep``. Tests assert the exact ops a request yields and the state after.
+answers ``Now`` with a settable clock, keeps ``Spawn``ed tasks until a test runs
+them and stops background loops at their ``Sleep``. Tests assert the exact ops
+a request yields and the state after.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from engine import scripts
 from engine.model import Outcome, Request
 from engine.ops import Eval, Now, Sleep
+from engine.pipeline.ops import Spawn
 from engine.registry import Registry, State
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies.sharded import Refill, Retire, Sharded
@@ -26,6 +28,14 @@ class Driver:
         self.store: dict = {}
         self.t = 0.0
         self.trace: list[tuple[str, str]] = []
+        self.spawned: list = []  # tasks started with Spawn, not run yet
+
+    def run_spawned(self, limit: int | None = None) -> None:
+        """Run spawned tasks to completion, oldest first (and those they spawn), up to ``limit``."""
+        done = 0
+        while self.spawned and (limit is None or done < limit):
+            self.run(self.spawned.pop(0))
+            done += 1
 
     def run(self, gen):
         """Run to completion (a request, setup, drain); Sleeps advance the clock."""
@@ -51,6 +61,9 @@ class Driver:
             return scripts.get(op.script).twin(self.store, op.keys, op.args)
         if isinstance(op, Now):
             return self.t
+        if isinstance(op, Spawn):
+            self.spawned.append(op.gen)
+            return None
         assert isinstance(op, Sleep)
         self.t += op.seconds
         return None
@@ -151,7 +164,7 @@ def test_switch_below_threshold_issues_one_refill_ticket_for_the_drained_sub_dom
     assert subs(strategy, driver, 0) == (2, 10)
     app = strategy.apps[0]
     assert app.registry.views[0].active == 1
-    assert list(app.jobs) == [Refill(0, 0, "p0:e1", 7, 0)]
+    assert app.jobs == [Refill(0, 0, "p0:e1", 7, 0)] and len(driver.spawned) == 1  # its own task
     assert strategy.stats["switches"] == 1
     assert [e["kind"] for e in strategy.event_log] == ["switch"]
     # the next deductions on partition 0 (now on B) issue no second ticket for A
@@ -167,17 +180,16 @@ def test_injection_moves_pool_stock_by_ticket_exactly_once():
     buy(strategy, driver)
     app = strategy.apps[0]
     job = app.jobs[0]
-    worker = strategy._injector(app)
     driver.trace.clear()
-    driver.until_sleep(worker)
+    driver.run_spawned()
     assert driver.trace == [("pool_take", "sku42:pool"), ("partition_inject", strategy.parts[0].tag)]
     assert subs(strategy, driver, 0) == (9, 10)
     assert driver.store[strategy.pool.stock] == 40
     assert strategy.stats["injections"] == 1 and not app.jobs
     conserved(strategy, driver)
     # the same ticket again (a retry, a recovery): nothing moves
-    app.jobs.append(job)
-    driver.until_sleep(worker)
+    driver.run(strategy._refill(app, job))
+    assert strategy.stats["duplicate_tickets"] == 1
     assert subs(strategy, driver, 0) == (9, 10) and driver.store[strategy.pool.stock] == 40
     conserved(strategy, driver)
 
@@ -263,7 +275,7 @@ def test_exhausted_partitions_leave_the_registry_and_the_app_stops_asking():
     registry = strategy.apps[0].registry
     # a partition that sold its last unit may still have a refill on its way: drained, not removed
     assert [v.state for v in registry.views] == [State.DRAINED] * 3 and not registry.exhausted
-    driver.until_sleep(strategy._injector(strategy.apps[0]))  # their refills find the pool empty
+    driver.run_spawned()  # their refills find the pool empty
     assert strategy.stats["dry_refills"] == 3 and not strategy.apps[0].jobs
     for i in range(3):  # the refresh reads: empty, no ticket out, and the pool is empty
         refresher = strategy._refresher(strategy.apps[0], i)
@@ -296,15 +308,16 @@ def test_a_lost_refill_ticket_is_re_run_by_the_refresh():
     driver.store[strategy.pool.stock] += 7
     buy(strategy, driver)
     app = strategy.apps[0]
-    app.jobs.clear()  # the request that got the ticket timed out: nobody runs it
+    app.jobs.clear()  # the request that got the ticket timed out before spawning it: nobody runs it
+    driver.spawned.clear()
     refresher = strategy._refresher(app, 0)
     next(refresher)
     for _ in range(Sharded.RECOVER_AFTER - 1):
         driver.until_sleep(refresher)
         assert not app.jobs  # maybe just slow
     driver.until_sleep(refresher)
-    assert list(app.jobs) == [Refill(0, 0, "p0:e1", 7, 0)] and strategy.stats["recovered_tickets"] == 1
-    driver.until_sleep(strategy._injector(app))
+    assert app.jobs == [Refill(0, 0, "p0:e1", 7, 0)] and strategy.stats["recovered_tickets"] == 1
+    driver.run_spawned()
     assert subs(strategy, driver, 0) == (9, 10)
     conserved(strategy, driver)
 
@@ -323,16 +336,17 @@ def test_return_stranded_retires_a_leftover_partition_and_tops_up_a_live_one():
     app.registry.on_pool(0)
     conserved(strategy, driver)
     assert buy(strategy, driver, qty=2) == Outcome.SOLD_OUT
-    assert app.jobs.popleft() == Retire(0) and not app.jobs
+    assert app.jobs == [Retire(0)]
     driver.trace.clear()
-    driver.run(strategy._retire(app, 0, topup=True))
+    driver.run_spawned(limit=1)
     assert driver.trace == [("partition_retire", part.tag), ("pool_return", "sku42:pool")]
     assert subs(strategy, driver, 0) == (0, 0) and driver.store[strategy.pool.stock] == 1
     assert app.registry.views[0].state is State.REMOVED
-    assert list(app.jobs) == [Refill(1, -1, "top:a0:1", 1, -1)]  # the live partition with most stock
+    assert app.jobs == [Refill(1, -1, "top:a0:1", 1, -1)]  # the live partition with most stock
     conserved(strategy, driver)
     driver.trace.clear()
-    driver.run(strategy._refill(app, app.jobs.popleft()))  # partition 1 is full: the unit bounces back
+    driver.run_spawned()  # partition 1 is full: the unit bounces back
+    assert not app.jobs
     assert [script for script, _ in driver.trace] == ["pool_take", "partition_inject", "pool_return"]
     assert driver.store[strategy.pool.stock] == 1 and subs(strategy, driver, 1) == (10, 10)
     assert strategy.stats["bounced_units"] == 1 and strategy.stats["returned_units"] == 1
