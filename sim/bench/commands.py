@@ -65,7 +65,7 @@ def _pm(mean: float, half: float) -> str:
     if mean != mean:
         return "-"
     digits = ",.0f" if abs(mean) >= 100 else ".3g"
-    if half != half or half == 0:
+    if half != half or half <= 1e-9 * abs(mean):  # no spread (or float noise): the mean alone
         return format(mean, digits)
     return f"{format(mean, digits)} ± {format(half, digits)}"
 
