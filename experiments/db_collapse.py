@@ -12,7 +12,7 @@ retries, lock-wait and pool timeouts. Writes ``goodput_vs_load.csv`` and
 peak of each curve (``peaks.csv``) and, as the calibration check, the steady
 hot-row TPS by concurrency (``hot_row_tps.csv``, see :func:`hot_row_tps`).
 
-    .venv/bin/python experiments/db_collapse.py [--duration 2] [--seed 0] [--quick]
+    .venv/bin/python experiments/db_collapse.py [--duration 2] [--seed 0] [--quick] [--levers]
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ CONCURRENCY = (1, 16, 64, 256, 1000)
 # A curve beyond the defaults: short lock-wait timeout plus client retries, the usual "fix".
 RETRY_VARIANT = ("db_pessimistic+retry", "db_pessimistic",
                  ("db.lock_wait_timeout=0.3", "db.retry=\"backoff\"", "db.retry_max=3"))
+# The levers a DBA pulls on a collapsing hot row, each a curve of db_pessimistic (with --levers).
+LEVERS = (
+    ("stock settings", "db_pessimistic", ()),
+    ("deadlock detection off", "db_pessimistic", ("db.deadlock_detect=false",)),
+    ("pool 100", "db_pessimistic", ("db.pool_size=100",)),
+    ("pool 100, acquire timeout 0.1 s", "db_pessimistic", ("db.pool_size=100", "db.acquire_timeout=0.1")),
+    ("conditional, pool 100, acquire 0.1 s", "db_conditional", ("db.pool_size=100", "db.acquire_timeout=0.1")),
+)
 COLUMNS = ("strategy", "offered", "requests", "ok", "goodput", "timeout", "error", "retries", "p99",
            "db_lock_waits", "db_lock_wait_mean", "db_replies_to_gone", "db_abandoned", "sold_unheard", "db_lock_timeouts", "db_pool_timeouts",
            "db_detect_time", "sold", "violations", "wall")
@@ -145,12 +153,35 @@ def plot(table: pd.DataFrame, path: Path, duration: float) -> None:
     plt.close(fig)
 
 
+def plot_levers(table: pd.DataFrame, path: Path, duration: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-", "x"), ("-.", "d")]
+    for i, (label, curve) in enumerate(table.groupby("strategy", sort=False)):
+        ls, marker = styles[i % len(styles)]
+        ax.plot(curve["offered"], curve["goodput"], ls=ls, marker=marker, ms=4, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="offered load (requests / s)", ylabel="goodput (successful buyers / s)",
+           title=f"One hot row under overload: what each lever does (Poisson, {duration:g} s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds of offered load per point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="doubling rates only (fewer points)")
     parser.add_argument("--no-retry-variant", action="store_true", help="skip the lock-wait-timeout + retry curve")
+    parser.add_argument("--levers", action="store_true",
+                        help="also sweep the mitigations (levers.csv, levers.png): pool size, fail-fast acquire, "
+                             "deadlock detection off")
     parser.add_argument("--out", type=Path, default=Path("results/db_collapse"))
     args = parser.parse_args(argv)
     curves = [(name, name, ()) for name in STRATEGIES]
@@ -170,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration.to_csv(args.out / "hot_row_tps.csv", index=False)
     print("\nsteady-state hot-row TPS by concurrency (closed loop, no think time):")
     print(calibration.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    if args.levers:
+        levers = sweep(LEVERS, QUICK_RATES[:8], args.duration, args.seed, log=True)
+        levers.to_csv(args.out / "levers.csv", index=False)
+        plot_levers(levers, args.out / "levers.png", args.duration)
+        print("\nlevers (db_pessimistic unless named):")
+        print(peaks(levers).to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
     print(f"wrote {args.out}/goodput_vs_load.csv, peaks.csv, goodput_vs_load.png in {time.perf_counter() - began:.0f} s")
     return 1 if table["violations"].sum() else 0
 

@@ -57,3 +57,12 @@ def test_defaults_land_on_the_public_hot_row_figures():
     assert db_collapse.hot_row_tps("db_conditional", 64) > 1000
     # AliSQL's inventory hint: up to ~31,000 TPS on one row
     assert 25_000 < db_collapse.hot_row_tps("db_batched", 1000, duration=1.5, warmup=0.5) < 37_000
+
+
+def test_capping_row_concurrency_and_failing_fast_removes_the_collapse():
+    # the same overload (4x the stock peak), with 100 connections that give up on the pool after 0.1 s:
+    # the row keeps serving live buyers at capacity and sheds the rest as fast pool-timeout errors
+    lever = ("pool 100, fail fast", "db_pessimistic", ("db.pool_size=100", "db.acquire_timeout=0.1"))
+    curve = db_collapse.sweep([lever], (2800,), duration=1.0)
+    row = curve.iloc[0]
+    assert row["goodput"] > 550 and row["timeout"] == 0 and row["db_pool_timeouts"] > 1000
