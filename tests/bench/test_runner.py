@@ -155,3 +155,24 @@ def test_default_results_folder_is_named_after_sweep_and_fingerprint(tmp_path):
     result = run_sweep(sweep, workers=1, quiet=True, results_root=tmp_path)
     assert result.path == tmp_path / "small" / sweep.fingerprint
     assert (result.path / "runs.parquet").is_file() and not (result.path / "latency.parquet").exists()
+
+
+def test_progress_bar_with_eta_on_stderr(tmp_path, capsys):
+    definition = tmp_path / "s.toml"
+    definition.write_text(SWEEP.replace("replications = 4", "replications = 1"))
+    assert main(["sweep", str(definition), "--workers", "1", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "sweep resume: 4 runs, 0 already done, 1 process ->" in err
+    assert "[##############################] 4/4 runs" in err and "eta 0:00" in err
+
+
+def test_speedup_benchmark_script_runs(capsys):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_sweep", root / "experiments" / "bench_sweep.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--sweep", str(root / "experiments" / "sweeps" / "quick.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "identical tables: yes; parallel speed-up on 2 workers:" in out and "1 worker(s)" in out
