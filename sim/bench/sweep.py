@@ -47,7 +47,7 @@ from engine.strategies import STRATEGIES
 
 RECORDS = ("latency", "timeline", "events")  # optional per-run tables a sweep may keep
 
-Params = tuple[tuple[str, Any], ...]  # a point's varied keys, sorted: hashable and picklable
+Params = tuple[tuple[str, Any], ...]  # a point's varied keys, sorted; picklable (values may be tables)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ class Sweep:
             _require(name in STRATEGIES, f"sweep.strategies: unknown strategy {name!r}; choose from: {', '.join(STRATEGIES)}")
         for item in self.record:
             _require(item in RECORDS, f"sweep.record: unknown table {item!r}; choose from: {', '.join(RECORDS)}")
-        _require(len(set(self.points)) == len(self.points), "the sweep lists the same point twice")
+        distinct = {json.dumps(p, sort_keys=True, default=str) for p in self.points}  # values may be tables
+        _require(len(distinct) == len(self.points), "the sweep lists the same point twice")
         for params in self.points:  # fail now, with the key's name, not in a worker later
             point_scenario(self.base, params)
 
@@ -176,6 +177,7 @@ def sweep_from_dict(data: dict[str, Any], root: Path | None = None, source: str 
 def grid_points(grid: dict[str, list[Any]], points: list[dict[str, Any]] | None = None) -> tuple[Params, ...]:
     """Every explicit point combined with every point of the grid's product, in file order."""
     _require(isinstance(grid, dict), "grid must be a table of key = [values]")
+    grid = _flatten(grid, deep=True)  # workload.rate = [...] unquoted is a nested table in TOML
     for key, values in grid.items():
         _require(isinstance(values, list) and len(values) > 0, f"grid.{key} must be a non-empty list")
     points = points or [{}]
@@ -269,13 +271,17 @@ def _merge(into: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"redis": {"nodes": 2}}`` -> ``{"redis.nodes": 2}`` (points may be written either way)."""
+def _flatten(table: dict[str, Any], prefix: str = "", deep: bool = False) -> dict[str, Any]:
+    """``{"redis": {"nodes": 2}}`` -> ``{"redis.nodes": 2}`` (keys may be written either way).
+
+    A point flattens one level only, so a table value (a ``Dist``) stays a value;
+    a grid flattens down to its lists (``deep``).
+    """
     flat: dict[str, Any] = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and "." not in key and name.count(".") < 1:
-            flat.update(_flatten(value, name + "."))
+        if isinstance(value, dict) and (deep or ("." not in key and not prefix)):
+            flat.update(_flatten(value, name + ".", deep))
         else:
             flat[name] = value
     return flat

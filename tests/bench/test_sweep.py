@@ -84,6 +84,17 @@ def test_bad_sweeps_say_what_is_wrong_in_one_line(change, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_dotted_keys_may_be_written_unquoted(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[sweep]\nname = "x"\n[grid]\nworkload.rate = [1000, 2000]\n'
+                    '[[points]]\nredis.nodes = 2\nnetwork.redis = {kind = "exponential", mean = 0.0002}\n')
+    sweep = load_sweep(path)
+    assert [dict(p) for p in sweep.points] == [
+        {"redis.nodes": 2, "network.redis": {"kind": "exponential", "mean": 0.0002}, "workload.rate": rate}
+        for rate in (1000, 2000)]
+    assert expand(sweep)[0].scenario.network.redis.kind == "exponential"
+
+
 def test_loading_a_file_names_it_in_errors(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[sweep]\nname = "x"\n[grid]\n"sale.stok" = [1]\n')
