@@ -136,6 +136,8 @@ class RealInterpreter:
             if self.first_error is None:
                 self.first_error = f"{err.__class__.__name__}: {err}"
             task.done(task, Outcome.ERROR)
+        elif isinstance(err, TargetError):  # a server refused (e.g. a scratch schema exists): say so as is
+            self.abort(err)
         else:  # setup, drain or a background task: the run cannot be trusted
             self.abort(RuntimeError(f"{task.tag or 'a task'} failed: {err.__class__.__name__}: {err}"))
 
