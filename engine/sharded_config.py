@@ -40,8 +40,9 @@ class Sharded:
     inflight_share: float = doc(
         0.5, "sharded: most of a partition's believed stock that requests in flight may claim (all apps); below 1 "
              "keeps node queues short so refills land before the stock runs out")
-    refill_wait: float = doc(1.0, "sharded: how long a request with no sufficient partition waits for a refill "
-                                  "before \"sold out\" (only while the pool may hold stock; 0: never)")
+    refill_wait: float = doc(
+        math.inf, "sharded: longest a request waits for a sufficient partition while the registry believes stock "
+                  "remains (inf: until the client gives up; the buyer then times out instead of a false sold-out)")
     wait_step: float = doc(0.002, "sharded: first pause of a waiting request before it looks again (doubles, "
                                   "up to refresh_interval)")
     apps: int = doc(4, "sharded: app instances, each with its own registry (requests spread round-robin)")
@@ -63,7 +64,7 @@ class Sharded:
         require(self.injection >= 1, f"sharded.injection must be >= 1 (got {self.injection})")
         require(self.fallback >= 0, f"sharded.fallback must be >= 0 (got {self.fallback})")
         require(0 < self.inflight_share <= 1, f"sharded.inflight_share must be in (0, 1] (got {self.inflight_share})")
-        require(math.isfinite(self.refill_wait) and self.refill_wait >= 0,
+        require(self.refill_wait >= 0,
                 f"sharded.refill_wait must be >= 0 (got {self.refill_wait})")
         require(math.isfinite(self.wait_step) and self.wait_step > 0,
                 f"sharded.wait_step must be > 0 (got {self.wait_step})")

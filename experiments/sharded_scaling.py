@@ -1,9 +1,12 @@
 """Experiment: sharded stock scales with the node count; one sale seen from inside.
 
-1. ``scaling``: the same flash sale (same buyers, a fixed overload: 1.5x what 16
-   nodes can serve) against 1..16 Redis nodes holding 32 partitions; goodput
-   (successful buyers per second until sell-out) per node count, next to the
-   ideal (node count x one node's capacity) and single_redis.
+1. ``scaling``: 1..16 Redis nodes holding 32 partitions, two loads.
+   *Capacity*: a fixed population of 4,096 closed-loop buyers (1 ms think time,
+   patient clients) saturates every node count; stock is plentiful, so the pool
+   keeps refilling partitions throughout. *Flash sale*: the same open-loop sale
+   for every node count (a fixed overload, 1.5x what 16 nodes serve, 1 s client
+   timeout, stock = half the buyers). Goodput per node count, next to the ideal
+   (node count x one node's capacity) and single_redis.
 2. ``fallback``: false sold-outs (buyers refused while unsold stock remained
    anywhere) with the fallback on and off, at 8 nodes.
 3. ``staleness``: the registry refresh interval against fallbacks, partition
@@ -74,13 +77,28 @@ def row(result: Result, **labels: object) -> dict[str, object]:
     return {**labels, **{k: summary.get(k) for k in FIGURES}, "wall": round(result.wall_seconds, 2)}
 
 
+def saturation(nodes: int, quick: bool, overrides: Sequence[str] = ()) -> Scenario:
+    """Capacity: 4,096 patient closed-loop buyers (2,048 when quick) and stock that does not run out."""
+    return Scenario().with_overrides([
+        "strategy=sharded", f"redis.nodes={nodes}", "sale.stock=400000", "workload.kind=closed",
+        f"workload.users={2048 if quick else 4096}", f"workload.duration={0.3 if quick else 1.0}",
+        "workload.think=0.001", "workload.timeout=inf",
+        f'redis.service.default={{kind="lognormal", mean={SERVICE}, cv=0.3}}',
+        "sharded.partitions=32", "sharded.subdomain_size=300", "sharded.threshold=90",
+        "sharded.preallocation=450", "sharded.injection=210", "sharded.refresh_interval=0.1", *overrides,
+    ])
+
+
 def scaling(nodes: Sequence[int], quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for n in nodes:
-        rows.append(row(simulate(sale(n, quick), seed), strategy="sharded", nodes=n, ideal=n / SERVICE))
-        print(f"scaling: {n:2d} node(s) goodput {rows[-1]['goodput']:,.0f}/s", file=sys.stderr)
-    single = simulate(sale(max(nodes), quick, ["strategy=single_redis"]), seed)
-    rows.append(row(single, strategy="single_redis", nodes=max(nodes), ideal=1 / SERVICE))
+        for load, scenario in (("capacity", saturation(n, quick)), ("flash sale", sale(n, quick))):
+            rows.append(row(simulate(scenario, seed), strategy="sharded", load=load, nodes=n, ideal=n / SERVICE))
+            print(f"scaling: {load}, {n:2d} node(s): goodput {rows[-1]['goodput']:,.0f}/s", file=sys.stderr)
+    for load, scenario in (("capacity", saturation(max(nodes), quick, ["strategy=single_redis"])),
+                           ("flash sale", sale(max(nodes), quick, ["strategy=single_redis"]))):
+        rows.append(row(simulate(scenario, seed), strategy="single_redis", load=load, nodes=max(nodes),
+                        ideal=1 / SERVICE))
     return pd.DataFrame(rows)
 
 
@@ -103,18 +121,25 @@ def staleness(quick: bool, seed: int) -> pd.DataFrame:
 def plot_scaling(table: pd.DataFrame, path: Path) -> None:
     sharded = table[table["strategy"] == "sharded"]
     single = table[table["strategy"] == "single_redis"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(sharded["nodes"], sharded["ideal"], "k--", lw=1, label="ideal: nodes x one node's capacity")
-    ax.plot(sharded["nodes"], sharded["goodput"], "o-", color="tab:blue", label="sharded (32 partitions)")
-    if not single.empty:
-        ax.axhline(float(single["goodput"].iloc[0]), color="tab:red", lw=1.5,
-                   label=f"single_redis (any node count): {float(single['goodput'].iloc[0]):,.0f}/s")
-    for _, r in sharded.iterrows():
-        ax.annotate(f"{r['goodput'] / r['ideal']:.0%}", (r["nodes"], r["goodput"]), textcoords="offset points",
-                    xytext=(0, -13), ha="center", fontsize=7, color="tab:blue")
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    ideal = sharded.drop_duplicates("nodes")
+    ax.plot(ideal["nodes"], ideal["ideal"], "k--", lw=1, label="ideal: nodes x one node's capacity")
+    styles = {"capacity": ("o-", "tab:blue", "sharded, capacity (4,096 closed-loop buyers)"),
+              "flash sale": ("s-", "tab:green", "sharded, flash sale (fixed open-loop overload, 1 s timeout)")}
+    for load, (style, color, label) in styles.items():
+        curve = sharded[sharded["load"] == load]
+        if curve.empty:
+            continue
+        ax.plot(curve["nodes"], curve["goodput"], style, color=color, label=label, ms=5)
+        for _, r in curve.iterrows():
+            ax.annotate(f"{r['goodput'] / r['ideal']:.0%}", (r["nodes"], r["goodput"]), textcoords="offset points",
+                        xytext=(0, 6 if load == "capacity" else -12), ha="center", fontsize=7, color=color)
+    for _, r in single.iterrows():
+        ax.axhline(float(r["goodput"]), color="tab:red", lw=1.2, ls="-" if r["load"] == "capacity" else ":",
+                   label=f"single_redis, {r['load']} (any node count): {float(r['goodput']):,.0f}/s")
     ax.set_xlabel("Redis nodes")
-    ax.set_ylabel("goodput (successful buyers / s, to sell-out)")
-    ax.set_title("Sharded stock at a fixed overload (1.5x the 16-node capacity)", fontsize=10)
+    ax.set_ylabel("goodput (successful buyers / s)")
+    ax.set_title("Sharded stock, 32 partitions: goodput vs Redis nodes", fontsize=10)
     ax.set_xlim(0, max(sharded["nodes"]) + 1)
     ax.set_ylim(0, None)
     ax.grid(alpha=0.3)
@@ -140,19 +165,20 @@ def plot_timeline(result: Result, path: Path) -> None:
     for kind, marker, color in (("switch", "|", "tab:orange"), ("injection", "^", "tab:green")):
         sel = mine[mine["kind"] == kind] if not mine.empty else mine
         if len(sel):
-            top.scatter(sel["t"], [2 * cap * (1.06 if kind == "switch" else 1.12)] * len(sel), marker=marker,
+            top.scatter(sel["t"], [2 * cap * (1.04 if kind == "switch" else 1.1)] * len(sel), marker=marker,
                         s=18, color=color, label=f"{kind}es ({len(sel)})" if kind == "switch" else f"{kind}s ({len(sel)})")
     top.set_ylabel("units in each partition (A + B)")
     top.set_title(f"One sale: {len(parts)} partitions on {result.scenario.redis.nodes} nodes, "
                   f"{result.scenario.sale.stock:,} units", fontsize=10)
-    top.legend(fontsize=7, loc="upper right", ncol=3)
+    top.set_ylim(0, 2 * cap * 1.16)
+    top.legend(fontsize=7, loc="lower left")
     top.grid(alpha=0.3)
     bottom.plot(tl["t"], tl["pool"], label="pool", color="tab:purple")
     bottom.plot(tl["t"], tl["sold"], label="sold", color="tab:blue")
     held = tl[[f"{p}.{s}" for p in parts for s in "ab"]].sum(axis=1)
     bottom.plot(tl["t"], held, label="in partitions", color="tab:gray")
     flight = tl.filter(regex="^in_flight:").sum(axis=1)
-    bottom.plot(tl["t"], flight * 10, label="in flight x10", color="tab:green", lw=0.8)
+    bottom.plot(tl["t"], flight, label="in flight (pool -> partition)", color="tab:green", lw=0.8)
     bottom.set_xlabel("seconds from sale start")
     bottom.set_ylabel("units")
     bottom.legend(fontsize=7, loc="center right")
@@ -163,22 +189,27 @@ def plot_timeline(result: Result, path: Path) -> None:
 
 
 def plot_staleness(table: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for column, color in (("fallbacks", "tab:orange"), ("partition_refusals", "tab:red"), ("waits", "tab:gray"),
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.4), sharex=True)
+    top.plot(table["refresh_interval"], table["goodput"], "s-", color="tab:blue", label="goodput / s")
+    top.set_ylim(0, None)
+    top.set_ylabel("goodput / s")
+    right = top.twinx()
+    right.plot(table["refresh_interval"], table["p99"] * 1000, "o--", color="tab:red", label="p99 latency, ms (right)")
+    right.set_ylabel("p99 latency, ms")
+    right.set_ylim(0, None)
+    lines, more = top.get_legend_handles_labels(), right.get_legend_handles_labels()
+    top.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower right")
+    top.set_title("Refreshing costs Redis work; a stale registry costs buyers' time (8 nodes)", fontsize=10)
+    top.grid(alpha=0.3)
+    for column, color in (("fallbacks", "tab:orange"), ("partition_refusals", "tab:red"),
                           ("false_sold_outs", "tab:purple")):
-        ax.plot(table["refresh_interval"], table[column], "o-", color=color, label=column)
-    ax.set_xscale("log")
-    ax.set_xlabel("registry refresh interval, s (log)")
-    ax.set_ylabel("count per sale")
-    twin = ax.twinx()
-    twin.plot(table["refresh_interval"], table["goodput"], "s--", color="tab:blue", label="goodput (right)")
-    twin.set_ylabel("goodput / s")
-    twin.set_ylim(0, None)
-    ax.set_title("The cost of a stale registry (8 nodes)", fontsize=10)
-    lines = ax.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
-    ax.grid(alpha=0.3)
+        bottom.plot(table["refresh_interval"], table[column], "o-", color=color, label=column)
+    bottom.set_xscale("log")
+    bottom.set_xlabel("registry refresh interval, s (log)")
+    bottom.set_ylabel("count per sale")
+    bottom.set_ylim(0, None)
+    bottom.legend(fontsize=7, loc="upper left")
+    bottom.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -201,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stale.to_csv(args.out / "staleness.csv", index=False)
     plot_staleness(stale, args.out / "staleness.png")
     plot_timeline(simulate(sale(8, args.quick), args.seed), args.out / "timeline.png")
-    print(table[["strategy", "nodes", "goodput", "ideal", "false_sold_outs", "skew", "violations"]].to_string(index=False))
+    print(table[["strategy", "load", "nodes", "goodput", "ideal", "ok", "timeout", "time_to_sellout", "false_sold_outs",
+                 "skew", "violations"]].to_string(index=False))
     print(fb[["fallback", "goodput", "false_sold_outs", "refused_bound", "fallbacks"]].to_string(index=False))
     print(stale[["refresh_interval", "goodput", "fallbacks", "partition_refusals", "waits", "false_sold_outs",
                  "p99"]].to_string(index=False))

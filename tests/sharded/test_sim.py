@@ -92,3 +92,26 @@ def test_stranded_stock_with_and_without_return_to_pool(give_back):
         assert in_partitions == 0 and summary["returned_units"] >= summary["stranded"]
     else:
         assert in_partitions == summary["stranded"] and summary["returned_units"] == 0
+
+
+def test_experiment_figures_draw_from_real_runs(tmp_path):
+    """The experiment's plotting code, fed with runs from this file (the sweep itself is too long for a test)."""
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    import sharded_scaling as experiment
+
+    rows = [experiment.row(run(n), strategy="sharded", load="flash sale", nodes=n, ideal=n * 1000.0) for n in (1, 8)]
+    table = pd.DataFrame(rows)
+    experiment.plot_scaling(table, tmp_path / "scaling.png")
+    experiment.plot_timeline(run(8), tmp_path / "timeline.png")
+    stale = pd.DataFrame([experiment.row(run(8), refresh_interval=0.25),
+                          experiment.row(run(8, "sharded.fallback=0"), refresh_interval=1.0)])
+    experiment.plot_staleness(stale, tmp_path / "staleness.png")
+    for name in ("scaling.png", "timeline.png", "staleness.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    scenario = experiment.sale(16, quick=True)
+    assert scenario.sharded.preallocation * scenario.sharded.partitions < scenario.sale.stock  # the pool keeps some
