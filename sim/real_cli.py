@@ -1,6 +1,6 @@
 """Real-mode command line: ``flashsim run --real ...`` and ``flashsim cluster up|down``.
 
-    flashsim run --real [--redis-url URL] [--workers N] [--namespace NS] [--keep] ...
+    flashsim run --real [--redis-url URL|local] [--db-url URL] [--workers N] [--namespace NS] [--keep] ...
     flashsim cluster up [--nodes N] [--dir DIR]     (prints the URL to pass as --redis-url)
     flashsim cluster down [--dir DIR]
 
@@ -28,7 +28,10 @@ def add_real_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``run`` gains for real mode."""
     group = parser.add_argument_group("real mode (drive real servers instead of simulating)")
     group.add_argument("--real", action="store_true", help="run against a real Redis (single node or cluster)")
-    group.add_argument("--redis-url", help="Redis entry point (default redis://127.0.0.1:6379/0; rediss:// for TLS)")
+    group.add_argument("--redis-url", help="Redis entry point (default redis://127.0.0.1:6379/0; rediss:// for TLS; "
+                       "'local': the cluster started by `flashsim cluster up`)")
+    group.add_argument("--db-url", help="MariaDB/MySQL server for SQL ops (default $FLASHSIM_DB_URL or "
+                       "mysql://root@127.0.0.1:3306; password from $FLASHSIM_DB_PASSWORD)")
     group.add_argument("--redis-password-env", default="FLASHSIM_REDIS_PASSWORD", metavar="VAR",
                        help="environment variable holding the Redis password (default FLASHSIM_REDIS_PASSWORD)")
     group.add_argument("--workers", type=int, default=1, help="load-generator processes (default 1)")
@@ -43,9 +46,15 @@ def real_options(args: argparse.Namespace) -> RealOptions:
     if args.lanes < 1:
         raise CliError(f"--lanes must be >= 1 (got {args.lanes})")
     password = os.environ.get(args.redis_password_env) or None
-    target = RedisTarget.from_options(args.redis_url, password)
+    url = args.redis_url
+    if url == "local":
+        try:
+            url = LocalCluster.attach(default_state_dir()).url
+        except TargetError as err:
+            raise CliError(f"{err}; start one with: flashsim cluster up") from None
+    target = RedisTarget.from_options(url, password)
     return RealOptions(target=target, namespace=args.namespace, workers=args.workers, lanes=args.lanes,
-                       keep=args.keep)
+                       keep=args.keep, db_url=args.db_url)
 
 
 def run_for_real(args: argparse.Namespace, scenario: Scenario, strategy: str, progress: Any) -> Result:

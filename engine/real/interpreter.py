@@ -150,7 +150,11 @@ class RealInterpreter:
     async def run_to_end(self, gen: Any, tag: str) -> Any:
         """Run one generator (setup, drain) to completion; raise if the run failed meanwhile."""
         finished: asyncio.Future[Any] = self.loop.create_future()
-        self.start(gen, lambda _task, value: finished.done() or finished.set_result(value), math.inf, tag)
+        def done(_task: Task, value: Any) -> None:
+            if not finished.done():
+                finished.set_result(value)
+
+        self.start(gen, done, math.inf, tag)
         await self.until(finished)
         return finished.result()
 

@@ -207,13 +207,21 @@ async def wait_barrier(barrier: Any, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
+    def settle(failure: Exception | None) -> None:
+        if done.done():
+            return
+        if failure is None:
+            done.set_result(None)
+        else:
+            done.set_exception(failure)
+
     def wait() -> None:
         try:
             barrier.wait(timeout)
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+            loop.call_soon_threadsafe(settle, None)
         except Exception as err:  # BrokenBarrierError: another worker failed
-            failure = RuntimeError(f"another worker failed before the drain ({err.__class__.__name__})")
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(failure))
+            loop.call_soon_threadsafe(settle, RuntimeError(f"another worker failed before the drain "
+                                                           f"({err.__class__.__name__})"))
 
     threading.Thread(target=wait, daemon=True).start()
     await done

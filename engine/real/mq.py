@@ -113,15 +113,16 @@ class StreamsMQ(Driver):
     async def _publish(self, op: Publish) -> str | None:
         client, key = await self._stream(op.topic)
         data = json.dumps(op.payload, separators=(",", ":"))
+        added: Any = client.xadd(key, {"payload": data})
         try:
-            return await asyncio.wait_for(client.xadd(key, {"payload": data}), self.confirm_timeout)
+            return await asyncio.wait_for(added, self.confirm_timeout)
         except TimeoutError:
             return None  # no confirm: the producer publishes again (the entry may still be there)
 
     async def _consume(self, op: Consume) -> Message | None:
         client, key = await self._stream(op.topic)
         idle_ms = max(1, int(self.ack_timeout * 1000))
-        claimed = await client.xautoclaim(key, GROUP, op.consumer, idle_ms, "0-0", count=1)
+        claimed: Any = await client.xautoclaim(key, GROUP, op.consumer, idle_ms, "0-0", count=1)
         entries = claimed[1] if len(claimed) > 1 else []
         if entries:
             msg_id, fields = entries[0]
@@ -129,7 +130,7 @@ class StreamsMQ(Driver):
             deliveries = int(pending[0]["times_delivered"]) if pending else 2
             return Message(msg_id, json.loads(fields["payload"]), deliveries)
         block = int(op.block * 1000)
-        streams = await client.xreadgroup(GROUP, op.consumer, {key: ">"}, count=1,
+        streams: Any = await client.xreadgroup(GROUP, op.consumer, {key: ">"}, count=1,
                                           block=block if block > 0 else None)
         if not streams:
             return None

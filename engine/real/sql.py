@@ -342,7 +342,7 @@ async def _execute(conn: Any, op: DbExec, namespace: str) -> SqlResult | DbError
 
 
 def _db_error(err: Exception) -> DbError:
-    code = ERRNO.get(err.args[0] if err.args else None, CONNECTION)
+    code = ERRNO.get(err.args[0], CONNECTION) if err.args else CONNECTION
     return DbError(code, str(err.args[1] if len(err.args) > 1 else err))
 
 
