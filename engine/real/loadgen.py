@@ -32,8 +32,23 @@ from ..scenario import Scenario
 from ..streams import Streams
 from ..workload import Schedule, draw_qty
 from .interpreter import RealInterpreter, Task
+from .target import TargetError
 
 YIELD_EVERY = 128  # arrivals released before letting the lanes write (when the sender is behind)
+STUCK_AFTER = 60.0  # seconds past the last client deadline after which unanswered requests stop the run
+
+
+async def wait_answered(interpreter: RealInterpreter, done: asyncio.Future[None], end: float, pending: Any) -> None:
+    """Wait for every request's answer; a reply that never comes stops the run instead of hanging it."""
+    limit = end + STUCK_AFTER - interpreter.loop.time()
+    if not math.isfinite(limit):
+        await interpreter.until(done)
+        return
+    try:
+        await asyncio.wait_for(interpreter.until(done), max(limit, 1.0))
+    except TimeoutError:
+        raise TargetError(f"{pending()} request(s) still unanswered {STUCK_AFTER:g} s after their client "
+                          f"deadline; a server stopped answering") from None
 
 
 @dataclass
@@ -101,7 +116,8 @@ class OpenLoopSender:
             start(self.deduct(Request(ids[j], self.qtys[j], t)), self._done, t_send + timeout, j)
         if self.pending == 0 and not self.all_done.done():
             self.all_done.set_result(None)
-        await self.interpreter.until(self.all_done)
+        end = t0 + (self.times[-1] if self.times else 0.0) + timeout
+        await wait_answered(self.interpreter, self.all_done, end, lambda: self.pending)
 
     def _done(self, task: Task, outcome: Outcome) -> None:
         j = task.tag
@@ -162,7 +178,7 @@ class ClosedLoopUsers:
             self._send()
         if self.users == 0:
             self.all_done.set_result(None)
-        await self.interpreter.until(self.all_done)
+        await wait_answered(self.interpreter, self.all_done, self.end + self.workload.timeout, lambda: len(self._sent))
 
     def _send(self) -> None:
         loop = self.interpreter.loop

@@ -46,7 +46,8 @@ ERRNO = {1205: sql.LOCK_WAIT_TIMEOUT, 1213: sql.DEADLOCK, 1062: sql.DUPLICATE_KE
 
 def database_name(namespace: str) -> str:
     """The scratch database of the run in ``namespace``."""
-    return "fsreal_" + re.sub(r"[^0-9A-Za-z_]", "_", namespace)[:50]
+    safe = re.sub(r"[^0-9A-Za-z_]", "_", namespace)[:50]
+    return safe if safe.startswith("fsreal_") else f"fsreal_{safe}"
 
 
 def server(context: Context) -> dict[str, Any]:

@@ -150,3 +150,30 @@ def test_evalsha_reloads_scripts_after_noscript(cluster):
     assert asyncio.run(scenario_run()) == (1, 3)
     client = redis.Redis(port=cluster.ports[SlotMap.even(3).node_of(keys[0])])
     client.delete(*keys)
+
+
+def test_a_server_that_stops_answering_stops_the_run(monkeypatch):
+    """SIGSTOP our own redis-server mid-run: the run ends with a clear error instead of hanging."""
+    import os
+    import signal
+    import threading
+
+    from engine.real import loadgen
+    from engine.real.cluster import LocalCluster
+
+    monkeypatch.setattr(loadgen, "STUCK_AFTER", 1.0)  # inherited by the forked worker
+    scenario = Scenario().with_overrides(["sale.stock=100000", "workload.buyers=20000", "workload.window=2.0",
+                                          "workload.timeout=0.2", "pipeline.enabled=false"])
+    with LocalCluster(1) as node:
+        pid = node.pids[0]
+        freeze = threading.Timer(0.8, os.kill, (pid, signal.SIGSTOP))
+        thaw = threading.Timer(6.0, os.kill, (pid, signal.SIGCONT))
+        freeze.start()
+        thaw.start()
+        try:
+            with pytest.raises(TargetError, match="still unanswered"):
+                run_real(scenario, 0, "single_redis", RealOptions(RedisTarget(node.url)))
+        finally:
+            freeze.cancel()
+            thaw.cancel()
+            os.kill(pid, signal.SIGCONT)
