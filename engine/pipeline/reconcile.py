@@ -60,6 +60,8 @@ def reconcile(pipeline: SyncPipeline, initial: int) -> Generator[Any, Any, Recon
         (row is not None and pool + preallocated + deducted == initial,
          f"DB ledger pool {pool} + pre-allocated {preallocated} + deducted {deducted} != initial {initial}"),
         (twice == 0, f"{twice} detail records applied twice"),
+        (pipeline.stats.ledger_failures == 0,
+         f"{pipeline.stats.ledger_failures} pre-allocations/releases refused by the DB ledger"),
     ]
     differences = tuple(message for ok, message in checks if not ok)
     return Reconciliation(sold, records, qty, applied_qty, pending + sent, pool, preallocated, deducted,

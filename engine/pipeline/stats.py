@@ -23,6 +23,7 @@ class SyncStats:
         self.unconfirmed = 0  # publishes that got no confirm in time
         self.given_up = 0  # batches left to the stale re-send after publish_attempts unconfirmed publishes
         self.apply_failures = 0
+        self.ledger_failures = 0  # pre-allocations / releases the DB refused
         self.txn = 0  # apply transactions committed
         self.applied_records = 0  # records new to the DB
         self.duplicates_suppressed = 0  # records the DB already had (INSERT IGNORE)
@@ -96,6 +97,7 @@ class SyncStats:
             "sync_duplicate_batches": self.duplicate_batches,
             "sync_redeliveries": self.redeliveries,
             "sync_apply_failures": self.apply_failures,
+            "sync_ledger_failures": self.ledger_failures,
             "sync_applied_twice": self.applied_twice,
             "sync_backlog_end": self.backlog,
             "sync_drain_seconds": self.drain_seconds,

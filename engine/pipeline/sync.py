@@ -142,10 +142,15 @@ class SyncPipeline:
         try:
             while self._moves:
                 preallocation, tag, qty = self._moves.popleft()
-                if preallocation:
-                    yield from self.preallocate(tag, qty)
-                else:
-                    yield from self.release(tag, qty)
+                try:
+                    if preallocation:
+                        yield from self.preallocate(tag, qty)
+                    else:
+                        yield from self.release(tag, qty)
+                except (RuntimeError, ledger.ApplyFailed) as err:  # refused: counted, and reconciliation says so
+                    self.stats.ledger_failures += 1
+                    now = yield NOW
+                    self._note(now, "sync_ledger_move_failed", part=tag, units=qty, error=str(err))
         finally:
             self._mover = False
 

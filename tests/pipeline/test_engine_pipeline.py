@@ -8,7 +8,7 @@ from engine.keys import StockKeys
 from engine.ops import Eval, Now, Sleep
 from engine.pipeline import Ack, Consume, Message, Publish, Spawn, SyncPipeline
 from engine.pipeline_config import PipelineConfig
-from engine.sql import DbBegin, DbCommit, DbExec, SqlResult
+from engine.sql import DbBegin, DbCommit, DbExec, DbRollback, SqlResult
 
 COUNTER = StockKeys("t", "sku42")
 
@@ -101,3 +101,21 @@ def test_consumer_loop_waits_with_its_block_timeout():
     gen = p.consumer("c0")
     assert next(gen) == Consume("t:stock-sync:sku42", "c0", 0.05)
     assert step(gen, None) == Consume("t:stock-sync:sku42", "c0", 0.05)  # nothing came: ask again
+
+
+def test_ledger_moves_are_written_in_order_by_one_task_and_a_refusal_is_counted():
+    p = pipeline()
+    spawn = next(p.move_later("sku42", 40))  # a pre-allocation: spawns the writer
+    assert isinstance(spawn, Spawn)
+    assert list(p.move_later("sku42", 15, preallocation=False)) == []  # queued behind it, no second writer
+    writer = spawn.gen
+    assert next(writer) == DbBegin()
+    assert step(writer, "txn") == DbExec("txn", "ledger_preallocate", (40, 40, "sku42", 40))
+    assert step(writer, SqlResult(affected=1)) == DbExec("txn", "part_preallocate", ("sku42", "sku42", 40, 40))
+    assert step(writer, SqlResult(affected=1)) == DbCommit("txn")
+    assert step(writer, None) == DbBegin()  # then the release, in order
+    assert step(writer, "txn2") == DbExec("txn2", "ledger_release", (15, 15, "sku42", 15))
+    assert step(writer, SqlResult(affected=0)) == DbRollback("txn2")  # refused
+    assert isinstance(step(writer, None), Now)
+    finish(writer, 1.0)
+    assert p.stats.ledger_failures == 1 and not p._mover
