@@ -58,6 +58,8 @@ class RealInterpreter:
         self.redis: Any = None  # RedisLinks, set once connected
         self.handlers: dict[type, Callable[[Task, Any], None]] = {}
         self.abandon_hooks: list[Callable[[Task], None]] = []  # called when a task is dropped mid-way
+        self.spawned = 0  # live tasks started by Spawn ops
+        self._quiet: list[asyncio.Future[None]] = []
         self.stopping = False  # the sale is over: background tasks end at their next wake
         self.failure: asyncio.Future[None] = loop.create_future()
         self.failure_error: Exception | None = None
@@ -112,11 +114,31 @@ class RealInterpreter:
             self.abandon(task)
             task.done(task, Outcome.TIMEOUT)
             return
-        if self.stopping and task.tag == "background":
+        if self.stopping and task.tag in ("background", "spawn"):
             self.abandon(task)
             task.done(task, None)
             return
         self.resume(task, reply)
+
+    def spawn(self, gen: Any) -> Task:
+        """Start ``gen`` as an independent task (a ``Spawn`` op); :meth:`quiet` waits for all of them."""
+        self.spawned += 1
+        return self.start(gen, self._spawn_done, math.inf, "spawn")
+
+    def _spawn_done(self, _task: Task, _value: Any) -> None:
+        self.spawned -= 1
+        if self.spawned == 0:
+            for waiter in self._quiet:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._quiet = []
+
+    async def quiet(self) -> None:
+        """Wait until every spawned task has finished (e.g. DB moves queued by setup)."""
+        if self.spawned:
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._quiet.append(waiter)
+            await self.until(waiter)
 
     def abandon(self, task: Task) -> None:
         """Drop a task mid-way (its client gave up); drivers release what it held (open transactions)."""
@@ -131,6 +153,8 @@ class RealInterpreter:
             self.resume(task, None, err)
 
     def _crashed(self, task: Task, err: Exception) -> None:
+        if task.tag == "spawn":
+            self._spawn_done(task, None)
         if isinstance(task.tag, int):  # a buyer's request: counted as an error, the run goes on
             self.errors += 1
             if self.first_error is None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 from redis.asyncio import Redis
@@ -78,7 +77,7 @@ class StreamsMQ(Driver):
     def _spawn(self, task: Task, op: Spawn) -> None:
         assert self.interpreter is not None
         task.ops -= 1  # a spawn costs no round trip
-        self.interpreter.start(op.gen, lambda _task, _value: None, math.inf, "background")
+        self.interpreter.spawn(op.gen)
         self.interpreter.loop.call_soon(self.interpreter.wake, task, None)
 
     def _later(self, task: Task, work: Any) -> None:

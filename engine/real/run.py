@@ -123,6 +123,7 @@ async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Contex
         interpreter, links, opened = await _interpreter(target, topology, origin, 1, context)
         try:
             await interpreter.run_to_end(strat.setup(), "setup")
+            await interpreter.quiet()  # what setup spawned (e.g. DB pre-allocations) lands before the sale
         finally:
             await _close(links, opened)
         cpu = await servers.cpu_seconds()

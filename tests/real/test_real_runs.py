@@ -177,3 +177,13 @@ def test_a_server_that_stops_answering_stops_the_run(monkeypatch):
             freeze.cancel()
             thaw.cancel()
             os.kill(pid, signal.SIGCONT)
+
+
+def test_sharded_with_refills_and_ledger_moves(cluster, mariadb):
+    """Enough stock for sub-domain switches, refills and the DB ledger moves setup spawns."""
+    scenario = Scenario().with_overrides(["sale.stock=3000", "workload.buyers=20000", "workload.window=1.0",
+                                          "redis.nodes=3"])
+    result = run_real(scenario, 4, "sharded", RealOptions(RedisTarget(cluster.url)))
+    assert result.ok, result.violations  # includes the ledger reconciliation (pre-allocations all landed)
+    assert result.inventory.sold == 3000 and result.summary["ok_qty"] <= 3000
+    assert result.summary["recon_db_pool"] + result.summary["recon_db_preallocated"] == 0  # nothing stranded in DB
