@@ -71,7 +71,8 @@ class Registry:
         self.outstanding = [0] * (max(nodes) + 1 if nodes else 0)  # this app's requests in flight per node
         self.version = 0  # bumped whenever a partition may have become eligible (waiters look again)
         self._cursor = -1
-        self._free, self._free_version = 0, -1
+        self._free: float = 0.0
+        self._free_version = -1
         self._random = rng.random  # bound once: selection is on every request's path
 
     # --- selection --------------------------------------------------------
@@ -189,7 +190,7 @@ class Registry:
         return v.state
 
     # --- questions ----------------------------------------------------------
-    def most_free(self) -> int:
+    def most_free(self) -> float:
         """The most units any selectable partition can still take (cheap to ask again: cached)."""
         if self._free_version != self.version:
             load = self.load

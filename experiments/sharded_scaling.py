@@ -8,10 +8,11 @@
    timeout, stock = half the buyers). Goodput per node count, next to the ideal
    (node count x one node's capacity) and single_redis.
 2. ``fallback``: false sold-outs (buyers refused while unsold stock remained
-   anywhere) with the fallback on and off, at 8 nodes.
+   anywhere) with the fallback bound 0, 1, 3, 31, at 16 nodes (where the sale
+   sells out before the buyers give up).
 3. ``staleness``: the registry refresh interval against fallbacks, partition
-   refusals, false sold-outs and latency, at 8 nodes.
-4. ``timeline``: one sale at 8 nodes: stock per partition, pool, sold, with
+   refusals, false sold-outs and latency, at 16 nodes.
+4. ``timeline``: one sale at 16 nodes: stock per partition, pool, sold, with
    every sub-domain switch and injection marked.
 
 Writes ``scaling.csv``, ``fallback.csv``, ``staleness.csv``, ``scaling.png``,
@@ -43,6 +44,7 @@ from sim import simulate  # noqa: E402
 SERVICE = 0.0005  # seconds per script: one node serves 2,000 per second
 NODES = (1, 2, 3, 4, 6, 8, 10, 12, 14, 16)
 QUICK_NODES = (1, 2, 4, 8)
+SOLD_OUT_NODES = 16  # the fallback, staleness and timeline runs: the sale sells out within the buyers' timeout
 REFRESH = (0.01, 0.05, 0.25, 1.0)
 FIGURES = ("ok", "goodput", "time_to_sellout", "p99", "ok_p99", "sold", "switches", "injections", "fallbacks",
            "partition_refusals", "waits", "false_sold_outs", "refused_exhausted", "refused_bound",
@@ -105,16 +107,16 @@ def scaling(nodes: Sequence[int], quick: bool, seed: int) -> pd.DataFrame:
 def fallback(quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for bound in (0, 1, 3, 31):
-        result = simulate(sale(8, quick, [f"sharded.fallback={bound}"]), seed)
-        rows.append(row(result, nodes=8, fallback=bound))
+        result = simulate(sale(SOLD_OUT_NODES, quick, [f"sharded.fallback={bound}"]), seed)
+        rows.append(row(result, nodes=SOLD_OUT_NODES, fallback=bound))
     return pd.DataFrame(rows)
 
 
 def staleness(quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for interval in REFRESH:
-        result = simulate(sale(8, quick, [f"sharded.refresh_interval={interval}"]), seed)
-        rows.append(row(result, nodes=8, refresh_interval=interval))
+        result = simulate(sale(SOLD_OUT_NODES, quick, [f"sharded.refresh_interval={interval}"]), seed)
+        rows.append(row(result, nodes=SOLD_OUT_NODES, refresh_interval=interval))
     return pd.DataFrame(rows)
 
 
@@ -199,7 +201,8 @@ def plot_staleness(table: pd.DataFrame, path: Path) -> None:
     right.set_ylim(0, None)
     lines, more = top.get_legend_handles_labels(), right.get_legend_handles_labels()
     top.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower right")
-    top.set_title("Refreshing costs Redis work; a stale registry costs buyers' time (8 nodes)", fontsize=10)
+    top.set_title(f"Refreshing costs Redis work; a stale registry costs buyers' time "
+                  f"({int(table['nodes'].iloc[0])} nodes)", fontsize=10)
     top.grid(alpha=0.3)
     for column, color in (("fallbacks", "tab:orange"), ("partition_refusals", "tab:red"),
                           ("false_sold_outs", "tab:purple")):
@@ -231,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stale = staleness(args.quick, args.seed)
     stale.to_csv(args.out / "staleness.csv", index=False)
     plot_staleness(stale, args.out / "staleness.png")
-    plot_timeline(simulate(sale(8, args.quick), args.seed), args.out / "timeline.png")
+    plot_timeline(simulate(sale(SOLD_OUT_NODES, args.quick), args.seed), args.out / "timeline.png")
     print(table[["strategy", "load", "nodes", "goodput", "ideal", "ok", "timeout", "time_to_sellout", "false_sold_outs",
                  "skew", "violations"]].to_string(index=False))
     print(fb[["fallback", "goodput", "false_sold_outs", "refused_bound", "fallbacks"]].to_string(index=False))

@@ -108,8 +108,8 @@ def test_experiment_figures_draw_from_real_runs(tmp_path):
     table = pd.DataFrame(rows)
     experiment.plot_scaling(table, tmp_path / "scaling.png")
     experiment.plot_timeline(run(8), tmp_path / "timeline.png")
-    stale = pd.DataFrame([experiment.row(run(8), refresh_interval=0.25),
-                          experiment.row(run(8, "sharded.fallback=0"), refresh_interval=1.0)])
+    stale = pd.DataFrame([experiment.row(run(8), nodes=8, refresh_interval=0.25),
+                          experiment.row(run(8, "sharded.fallback=0"), nodes=8, refresh_interval=1.0)])
     experiment.plot_staleness(stale, tmp_path / "staleness.png")
     for name in ("scaling.png", "timeline.png", "staleness.png"):
         assert (tmp_path / name).stat().st_size > 10_000
