@@ -5,10 +5,12 @@ pre-allocation pool; each partition takes ``preallocation`` units at setup.
 A buyer's request goes to a partition picked by its app's registry (policy +
 sufficiency check) and is one atomic script on that partition's node. When
 the active sub-domain runs below the threshold the script switches to the
-other one and hands out a refill ticket for the idle one; an injection worker
-of the app then takes stock from the pool and credits it, each step
-idempotent by ticket. A partition that answers "not enough" makes the request
-fall back to another one, up to a bound, before the buyer hears "sold out".
+other one and hands out a refill ticket for the idle one; the request spawns
+a task that takes stock from the pool and credits it, each step idempotent by
+ticket. A partition that answers "not enough" makes the request fall back to
+another one, up to a bound; when nothing looks sufficient the request waits
+for news while the registry believes stock remains, and the buyer hears
+"sold out" once every partition has left the registry.
 
 The app never reads a global truth: it learns from replies and from a
 periodic refresh, so each app's registry is stale in its own way. The
