@@ -47,6 +47,10 @@ class Driver:
     async def close(self) -> None:
         """Close connections opened in this process."""
 
+    def figures(self) -> dict[str, float]:
+        """This process's counts of what the server did (summed over processes into the summary)."""
+        return {}
+
     @classmethod
     async def check(cls, context: Context) -> None:
         """Before setup: raise if the target already holds what this run would create."""
@@ -81,6 +85,14 @@ async def install(interpreter: RealInterpreter, context: Context) -> list[Driver
         await driver.open(interpreter)
         opened.append(driver)
     return opened
+
+
+def figures(opened: list[Driver]) -> dict[str, float]:
+    """What the servers did in this process (DB statements, MQ deliveries), by summary key."""
+    out: dict[str, float] = {}
+    for driver in opened:
+        out.update(driver.figures())
+    return out
 
 
 async def final_checks(context: Context, strategy: Any, inventory: Inventory) -> list[str]:

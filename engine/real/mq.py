@@ -53,6 +53,13 @@ class StreamsMQ(Driver):
         pipeline = getattr(context.scenario, "pipeline", None)
         self.ack_timeout = float(getattr(pipeline, "ack_timeout", 0.5))
         self.confirm_timeout = float(getattr(pipeline, "confirm_timeout", 0.05))
+        self.counts = {"mq_published": 0, "mq_unconfirmed": 0, "mq_delivered": 0, "mq_redelivered": 0, "mq_acked": 0}
+
+    def figures(self) -> dict[str, float]:
+        """Deliveries as the simulator's broker reports them (the pipeline counts its own publishes)."""
+        if not any(self.counts.values()):
+            return {}
+        return {key: float(self.counts[key]) for key in ("mq_delivered", "mq_redelivered", "mq_acked")}
 
     async def open(self, interpreter: RealInterpreter) -> None:
         self.interpreter = interpreter
@@ -114,9 +121,12 @@ class StreamsMQ(Driver):
         data = json.dumps(op.payload, separators=(",", ":"))
         added: Any = client.xadd(key, {"payload": data})
         try:
-            return await asyncio.wait_for(added, self.confirm_timeout)
+            msg_id = await asyncio.wait_for(added, self.confirm_timeout)
         except TimeoutError:
-            return None  # no confirm: the producer publishes again (the entry may still be there)
+            self.counts["mq_unconfirmed"] += 1
+            return None
+        self.counts["mq_published"] += 1
+        return msg_id  # no confirm: the producer publishes again (the entry may still be there)
 
     async def _consume(self, op: Consume) -> Message | None:
         client, key = await self._stream(op.topic)
@@ -127,6 +137,8 @@ class StreamsMQ(Driver):
             msg_id, fields = entries[0]
             pending = await client.xpending_range(key, GROUP, min=msg_id, max=msg_id, count=1)
             deliveries = int(pending[0]["times_delivered"]) if pending else 2
+            self.counts["mq_delivered"] += 1
+            self.counts["mq_redelivered"] += 1
             return Message(msg_id, json.loads(fields["payload"]), deliveries)
         block = int(op.block * 1000)
         streams: Any = await client.xreadgroup(GROUP, op.consumer, {key: ">"}, count=1,
@@ -137,11 +149,14 @@ class StreamsMQ(Driver):
         if not items:
             return None
         msg_id, fields = items[0]
+        self.counts["mq_delivered"] += 1
         return Message(msg_id, json.loads(fields["payload"]), 1)
 
     async def _ack(self, op: Ack) -> bool:
         client, key = await self._stream(op.topic)
-        return bool(await client.xack(key, GROUP, op.msg_id))
+        acked = bool(await client.xack(key, GROUP, op.msg_id))
+        self.counts["mq_acked"] += acked
+        return acked
 
 
 DRIVERS.append(StreamsMQ)

@@ -188,6 +188,9 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     for out in outs:
         for key, value in out["counters"].items():
             counters[key] = counters.get(key, 0.0) + value
+    for out in outs:  # the servers' side (DB statements, MQ deliveries), summed over workers
+        for key, value in out["servers"].items():
+            counters[key] = counters.get(key, 0.0) + value
     events = [e for out in outs for e in out["events"]]
     errors = sum(o["errors"] for o in outs)
     first_error = next((o["first_error"] for o in outs if o["first_error"]), None)
@@ -242,7 +245,8 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
                 await servers.close()
         return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
                 "errors": interpreter.errors, "first_error": interpreter.first_error,
-                "t_clients": t_clients, "cpu": cpu, "recon": _reconciliation(strat)}
+                "t_clients": t_clients, "cpu": cpu, "recon": _reconciliation(strat),
+                "servers": drivers.figures(opened)}
     finally:
         await _close(links, opened)
 

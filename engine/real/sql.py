@@ -146,6 +146,22 @@ class SqlDriver(Driver):
         self._opening: asyncio.Lock | None = None
         self.interpreter: RealInterpreter | None = None
         self.held: dict[Task, list[_Txn]] = {}  # open transactions by task, released if the task is dropped
+        self.counts = dict.fromkeys(("statements", "commits", "rollbacks", "lock_timeouts", "deadlocks",
+                                     "pool_timeouts", "abandoned"), 0)
+
+    def figures(self) -> dict[str, float]:
+        """The server's side, named as the simulated DB names it (empty when no SQL ran)."""
+        if not self.counts["statements"]:
+            return {}
+        return {f"db_{key}": float(value) for key, value in self.counts.items()}
+
+    def _count(self, reply: Any) -> Any:
+        if isinstance(reply, DbError):
+            key = {sql.LOCK_WAIT_TIMEOUT: "lock_timeouts", sql.DEADLOCK: "deadlocks",
+                   sql.POOL_TIMEOUT: "pool_timeouts"}.get(reply.code)
+            if key:
+                self.counts[key] += 1
+        return reply
 
     async def open(self, interpreter: RealInterpreter) -> None:
         self.interpreter = interpreter
@@ -158,6 +174,7 @@ class SqlDriver(Driver):
     def _abandoned(self, task: Task) -> None:
         """The buyer gave up while holding transactions: the app rolls them back."""
         for txn in self.held.pop(task, ()):
+            self.counts["abandoned"] += 1
             asyncio.get_running_loop().create_task(self._rollback(DbRollback(txn)))
 
     def _handler(self, run: Any) -> Any:
@@ -208,7 +225,7 @@ class SqlDriver(Driver):
     async def _begin(self, op: DbBegin, task: Task) -> Any:
         conn = await self._acquire(task)
         if isinstance(conn, DbError):
-            return conn
+            return self._count(conn)
         txn = _Txn(conn, op.autocommit, task)
         self.held.setdefault(task, []).append(txn)
         if not op.autocommit:
@@ -223,13 +240,15 @@ class SqlDriver(Driver):
 
     async def _exec(self, op: DbExec, task: Task) -> Any:
         if op.txn is not None:
-            return await _execute(op.txn.conn, op, self.context.namespace)
+            self.counts["statements"] += 1
+            return self._count(await _execute(op.txn.conn, op, self.context.namespace))
         conn = await self._acquire(task)
         if isinstance(conn, DbError):
-            return conn
+            return self._count(conn)
         txn = _Txn(conn, True, task)
+        self.counts["statements"] += 1
         try:
-            return await _execute(conn, op, self.context.namespace)
+            return self._count(await _execute(conn, op, self.context.namespace))
         finally:
             self._give_back(txn)
 
@@ -238,13 +257,14 @@ class SqlDriver(Driver):
         try:
             if not txn.session:
                 await txn.conn.commit()
+                self.counts["commits"] += 1
             return None
         except asyncmy.errors.MySQLError as err:
             try:
                 await txn.conn.rollback()
             except asyncmy.errors.MySQLError:
                 pass
-            return _db_error(err)
+            return self._count(_db_error(err))
         finally:
             self._give_back(txn)
 
@@ -254,6 +274,7 @@ class SqlDriver(Driver):
         try:
             if not txn.session:
                 await txn.conn.rollback()
+                self.counts["rollbacks"] += 1
         except asyncmy.errors.MySQLError:
             broken = True  # a broken connection rolls back by itself; it leaves the pool
         finally:
