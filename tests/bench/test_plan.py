@@ -1,4 +1,8 @@
-"""The capacity planner on a small case: slow nodes (100 us per script), 25k req/s for 0.1 s."""
+"""The capacity planner on a small case: slow nodes (100 us per script), 25k req/s for 0.1 s.
+
+Stock outlasts the load, so the p99 measures the deduction path's capacity, which
+queueing theory bounds: one node serves ~10k scripts/s, so 25k req/s needs >= 3.
+"""
 
 import pytest
 
@@ -14,7 +18,7 @@ SMALL = ["--set", "workload.duration=0.1", "--set", "redis.service.default=0.000
 @pytest.fixture(scope="module")
 def answer(tmp_path_factory):
     base = Scenario().with_overrides(["workload.duration=0.1", "redis.service.default=0.0001"])
-    return plan(25_000, 0.01, stock=2000, scenario=base, sizes=(20, 100), partitions_per_node=2, max_shards=8,
+    return plan(25_000, 0.01, stock=100_000, scenario=base, sizes=(20, 100), partitions_per_node=2, max_shards=8,
                 replications=2, workers=2, quiet=True, results_root=tmp_path_factory.mktemp("plan"))
 
 
@@ -23,9 +27,9 @@ def test_planner_finds_the_smallest_shard_count(answer):
     assert answer.answer is not None
     shards = answer.answer["shards"]
     # one node serves ~10k scripts/s: 25k req/s cannot fit on fewer than 3 (utilisation >= 1)
-    assert 3 <= shards <= 8 and answer.answer["partitions"] == 2 * shards
+    assert 3 <= shards <= 4 and answer.answer["partitions"] == 2 * shards
     probed = sorted(evidence["shards"].unique())
-    assert probed[:3] == [1, 2, 4]  # doubling first, then bisection between the last failure and success
+    assert {1, 2, 4} <= set(probed)  # doubling first, then bisection between the last failure and success
     assert shards - 1 in probed and not evidence[evidence["shards"] < shards]["meets"].any()
     size = answer.answer["subdomain_size"]
     chosen = evidence[(evidence["shards"] == shards) & (evidence["subdomain_size"] == size)].iloc[0]
@@ -43,13 +47,13 @@ def test_false_sold_outs_come_from_the_strategy_when_it_counts_them(answer):
 
 
 def test_cli_plan_prints_evidence_and_answer(tmp_path, capsys):
-    code = main(["plan", "--peak", "25000", "--p99", "0.01", "--stock", "2000", *SMALL, "--sizes", "100",
+    code = main(["plan", "--peak", "25000", "--p99", "0.01", "--stock", "100000", *SMALL, "--sizes", "100",
                  "--partitions-per-node", "2", "--max-shards", "8", "--replications", "2", "--quiet",
                  "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "evidence" in out and "answer: peak 25,000 req/s, p99 <= 10 ms, stock 2,000: " in out
-    code = main(["plan", "--peak", "25000", "--p99", "0.01", "--stock", "2000", *SMALL, "--sizes", "100",
+    assert "evidence" in out and "answer: peak 25,000 req/s, p99 <= 10 ms, stock 100,000: " in out
+    code = main(["plan", "--peak", "25000", "--p99", "0.01", "--stock", "100000", *SMALL, "--sizes", "100",
                  "--partitions-per-node", "2", "--max-shards", "2", "--replications", "2", "--quiet",
                  "--out", str(tmp_path)])
     assert code == 1 and "no candidate up to 2 shards meets the SLO" in capsys.readouterr().out
