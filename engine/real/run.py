@@ -20,7 +20,9 @@ import asyncio
 import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -75,6 +77,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     streams = Streams(seed)
     strat = cls(scenario, streams.generator("strategy"), namespace=namespace)
     owned = False
+    restore = _interrupt_on_sigterm()
     context = drivers.Context(options.target, namespace, options.keep, scenario=scenario,
                               options={"db_url": options.db_url} if options.db_url else {})
     try:
@@ -84,8 +87,11 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
             strat, scenario, seed, options, topology, origin, progress, context)
         inventory, checks = asyncio.run(_final(strat, options.target, topology, context))
     finally:
-        if owned and not options.keep:
-            asyncio.run(_cleanup(options.target, namespace, context))
+        try:
+            if owned and not options.keep:
+                asyncio.run(_cleanup(options.target, namespace, context))
+        finally:
+            restore()
     requests = _merge(logs, scenario)
     node_busy = [after - before for before, after in zip(cpu_before, cpu_after)]
     summary = summarize(cls.name, requests, inventory, node_busy, t_clients - (t0 - origin), counters)
@@ -101,6 +107,18 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     return Result(scenario=scenario, strategy=cls.name, seed=streams.seed, mode="real", requests=requests,
                   timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
                   events=events_frame, wall_seconds=time.perf_counter() - wall)
+
+
+def _interrupt_on_sigterm() -> Callable[[], None]:
+    """While a run is on, SIGTERM raises KeyboardInterrupt, so the cleanup still runs; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Context
@@ -201,6 +219,7 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
 def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
                  context: drivers.Context, pipe: Any) -> None:
     """Entry point of a forked worker process: run its share, send back its log."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the coordinator terminates workers on failure
     try:
         if plan.index > 0:  # own random choices per app instance (in place: samplers keep their reference)
             fresh = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, 0x5EA1]))

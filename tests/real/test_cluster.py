@@ -50,12 +50,14 @@ def test_cli_cluster_up_and_down(tmp_path, capsys):
     assert "no local cluster recorded" in capsys.readouterr().err
 
 
-def test_cli_run_real_against_the_cluster(cluster, mariadb, capsys):
+def test_cli_run_real_against_the_cluster(cluster, mariadb, capsys, tmp_path):
     code = main(["run", "--real", "--redis-url", cluster.url, "--set", "sale.stock=100", "--set", "workload.buyers=500",
-                 "--set", "workload.window=0.2", "--set", "redis.nodes=3", "--quiet"])
+                 "--set", "workload.window=0.2", "--set", "redis.nodes=3", "--quiet", "--out", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "real mode: redis://127.0.0.1:" in out and "single_redis" in out
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["mode"] == "real" and (tmp_path / "r" / "requests.parquet").exists()
 
 
 def test_cli_run_real_unreachable_target_is_one_line(capsys):

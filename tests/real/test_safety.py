@@ -87,3 +87,29 @@ def test_secrets_never_shown(monkeypatch):
     assert "s3cret" not in repr(RealOptions(target))
     with_url = RedisTarget("redis://:urlpw@127.0.0.1:6379/0")
     assert "urlpw" not in with_url.describe()
+
+
+def test_sigterm_mid_run_still_cleans_up(redis_client, namespace):
+    import subprocess
+    import sys
+    import time
+
+    run_ns = f"{namespace}-term"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "run", "--real", "--namespace", run_ns, "--quiet",
+         "--set", "pipeline.enabled=false", "--set", "sale.stock=1000000", "--set", "workload.buyers=50000",
+         "--set", "workload.window=20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not redis_client.exists(f"{run_ns}:stock:{{sku42}}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert redis_client.exists(f"{run_ns}:stock:{{sku42}}"), "the run never started"
+        time.sleep(0.5)
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert list(redis_client.scan_iter(match=f"{run_ns}:*")) == []
