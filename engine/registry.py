@@ -204,5 +204,16 @@ class Registry:
         """True when every partition has left the registry: the sale is over, for this app."""
         return all(v.state is State.REMOVED for v in self.views)
 
+    def hopeless(self, qty: int) -> bool:
+        """True when nothing can serve ``qty`` units, now or later, as far as this app knows.
+
+        No partition holds ``qty``, no refill is on its way and the pool is empty. Stock may
+        remain, spread in pieces smaller than ``qty`` (what ``return_stranded`` gathers again).
+        """
+        if not self.pool_empty:
+            return False
+        return not any(v.state is not State.REMOVED and (v.remaining >= qty or v.refill_pending)
+                       for v in self.views)
+
     def live(self) -> list[int]:
         return [v.index for v in self.views if v.state is State.ACTIVE and v.remaining > 0]

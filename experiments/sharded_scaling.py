@@ -14,8 +14,10 @@
    refusals, false sold-outs and latency, at 16 nodes.
 4. ``timeline``: one sale at 16 nodes: stock per partition, pool, sold, with
    every sub-domain switch and injection marked.
+5. ``stranded``: buyers asking 2..3 units, at 16 nodes, with and without
+   ``return_stranded``: stock left in partitions, returned, sold.
 
-Writes ``scaling.csv``, ``fallback.csv``, ``staleness.csv``, ``scaling.png``,
+Writes ``scaling.csv``, ``fallback.csv``, ``staleness.csv``, ``stranded.csv``, ``scaling.png``,
 ``timeline.png`` and ``staleness.png`` under ``--out`` (default ``results/sharded``).
 Redis scripts cost 0.5 ms here (2,000 ops/s per node) so that a 16-node overload
 stays cheap to simulate; every figure is a ratio of that capacity.
@@ -117,6 +119,17 @@ def staleness(quick: bool, seed: int) -> pd.DataFrame:
     for interval in REFRESH:
         result = simulate(sale(SOLD_OUT_NODES, quick, [f"sharded.refresh_interval={interval}"]), seed)
         rows.append(row(result, nodes=SOLD_OUT_NODES, refresh_interval=interval))
+    return pd.DataFrame(rows)
+
+
+def stranded(quick: bool, seed: int) -> pd.DataFrame:
+    rows = []
+    for give_back in (False, True):
+        overrides = ["workload.qty={low=2, high=3}", f"sharded.return_stranded={str(give_back).lower()}"]
+        result = simulate(sale(SOLD_OUT_NODES, quick, overrides), seed)
+        rows.append({**row(result, nodes=SOLD_OUT_NODES, return_stranded=give_back),
+                     "returned_units": result.summary["returned_units"], "retired": result.summary["retired"],
+                     "pool_left": result.inventory.holders["pool"]})
     return pd.DataFrame(rows)
 
 
@@ -235,11 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stale.to_csv(args.out / "staleness.csv", index=False)
     plot_staleness(stale, args.out / "staleness.png")
     plot_timeline(simulate(sale(SOLD_OUT_NODES, args.quick), args.seed), args.out / "timeline.png")
+    left = stranded(args.quick, args.seed)
+    left.to_csv(args.out / "stranded.csv", index=False)
     print(table[["strategy", "load", "nodes", "goodput", "ideal", "ok", "timeout", "time_to_sellout", "false_sold_outs",
                  "skew", "violations"]].to_string(index=False))
     print(fb[["fallback", "goodput", "false_sold_outs", "refused_bound", "fallbacks"]].to_string(index=False))
     print(stale[["refresh_interval", "goodput", "fallbacks", "partition_refusals", "waits", "false_sold_outs",
                  "p99"]].to_string(index=False))
+    print(left[["return_stranded", "sold", "stranded", "returned_units", "retired", "pool_left", "false_sold_outs",
+                "refused_waiting", "timeout"]].to_string(index=False))
     print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -68,6 +68,7 @@ class App:
         self.sold_out = False
         self.topups = 0
         self.retiring: set[int] = set()
+        self.topping: set[int] = set()  # partitions with a top-up of this app running
         self.seen_tickets: dict[int, list[list[int]]] = {}  # partition -> [epoch, sightings] per sub-domain
 
 
@@ -186,9 +187,9 @@ class Sharded(Strategy):
                 i = yield from self._await_refill(registry, qty, tried)
             if i is not None:
                 self.stats["fallbacks"] += 1
-        if registry.exhausted:
-            app.sold_out = True
-            self.stats["refused_exhausted"] += 1  # every partition has left this app's registry
+        if registry.hopeless(qty):
+            app.sold_out = registry.exhausted  # every partition has left the registry: refuse the rest at once
+            self.stats["refused_exhausted"] += 1  # nothing left that could serve qty, as far as this app knows
         elif len(tried) > self.cfg.fallback_tries:
             self.stats["refused_bound"] += 1  # the fallback bound ran out
         else:
@@ -199,12 +200,13 @@ class Sharded(Strategy):
     def _await_refill(self, registry: Registry, qty: int, tried: tuple[int, ...] = ()) -> Ops:
         """No partition looks sufficient, yet the pool may refill some: wait a little, then look again.
 
-        Returns a partition, or None once ``refill_wait`` has passed or every partition has left
-        the registry (the pool is empty): then the buyer hears "sold out".
+        Returns a partition, or None once ``refill_wait`` has passed or nothing can serve ``qty``
+        any more (no partition holds it, no refill is on its way, the pool is empty): then the
+        buyer hears "sold out".
         """
         waited, step, longest = 0.0, self.cfg.wait_step, self.cfg.refresh_interval
         seen = registry.version
-        while waited < self.cfg.refill_wait and not registry.exhausted:
+        while waited < self.cfg.refill_wait and not registry.hopeless(qty):
             nap = min(step, self.cfg.refill_wait - waited)
             yield Sleep(nap)
             waited += nap
@@ -271,6 +273,7 @@ class Sharded(Strategy):
                 yield from self._refill(app, job)
         finally:
             app.jobs.remove(job)
+            app.topping.discard(job.partition)
 
     def _refill(self, app: App, job: Refill) -> Ops:
         i = job.partition
@@ -331,9 +334,11 @@ class Sharded(Strategy):
         if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool (queued, in order)
             yield from self.pipeline.move_later(self.parts[i].tag, units, preallocation=False)
         self.stats["returned_units"] += units
-        live = app.registry.live()
-        if topup and live:
-            target = max(live, key=lambda j: app.registry.views[j].remaining)
+        # Gather the units in one partition this app has not retired (an empty one is fine: the
+        # refill revives it), the one believed to hold most, so that pieces add up again.
+        keep = [v.index for v in app.registry.views if v.index not in app.retiring]
+        if topup and keep:
+            target = max(keep, key=lambda j: app.registry.views[j].remaining)
             app.topups += 1
             yield self._spawn(app, Refill(target, -1, f"top:a{app.index}:{app.topups}", units, -1))
 
@@ -354,6 +359,13 @@ class Sharded(Strategy):
                 app.sold_out = False
             if i % len(self.apps) == app.index:  # this app looks after partition i's tickets
                 yield from self._recover(app, i, (pend0, pend1))
+                if (active >= 0 and a + b < self.cfg.threshold and not (pend0 or pend1)
+                        and not registry.pool_empty and i not in app.topping):
+                    # starving, no refill out (the pool once answered empty, so the script asks for
+                    # none), yet the pool holds stock again (returned units): top it up
+                    app.topping.add(i)
+                    app.topups += 1
+                    yield self._spawn(app, Refill(i, -1, f"top:a{app.index}:{app.topups}", self.cfg.injection, -1))
             yield Sleep(interval)
 
     def _recover(self, app: App, i: int, pending: tuple[int, int]) -> Ops:
