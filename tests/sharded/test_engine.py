@@ -363,3 +363,29 @@ def test_drain_counts_stranded_stock_and_can_return_it():
         assert strategy.stranded == 60
         assert driver.store[strategy.pool.stock] == stranded_pool
         conserved(strategy, driver)
+
+
+def test_a_starving_partition_is_topped_up_once_the_pool_holds_stock_again():
+    strategy, driver = make()
+    part = strategy.parts[0]
+    driver.store[strategy.pool.stock] += 19
+    driver.store[part.a], driver.store[part.b] = 1, 0
+    driver.store[part.meta]["dry"] = 1  # an earlier refill found the pool empty: the script asks for none
+    app = strategy.apps[0]
+    refresher = strategy._refresher(app, 0)
+    next(refresher)
+    driver.until_sleep(refresher)
+    assert app.jobs == [Refill(0, -1, "top:a0:1", 7, -1)]
+    driver.run_spawned()
+    assert sum(subs(strategy, driver, 0)) == 8 and driver.store[part.meta]["dry"] == 0
+    assert app.registry.views[0].remaining == 8
+    conserved(strategy, driver)
+
+
+def test_hopeless_when_only_pieces_smaller_than_the_request_remain():
+    reg = registry("random", [1, 1, 0])
+    reg.on_pool(0)
+    reg.views[2].state = State.REMOVED
+    assert reg.hopeless(2) and not reg.hopeless(1) and not reg.exhausted
+    reg.views[0].refill_pending = True  # a refill may still bring more
+    assert not reg.hopeless(2)
