@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -40,18 +41,28 @@ def main(argv: list[str] | None = None) -> int:
         timings = {}
         tables = {}
         for workers in (1, args.workers):
+            cpu = _cpu_seconds()
             start = time.perf_counter()
             result = run_sweep(sweep, Path(tmp) / f"w{workers}", workers=workers, quiet=True)
             timings[workers] = time.perf_counter() - start
+            cpu = _cpu_seconds() - cpu
             tables[workers] = result.runs
-            print(f"  {workers} worker(s): {timings[workers]:6.2f} s wall "
-                  f"({result.executed} runs, {runs / timings[workers]:.1f} runs/s)")
+            # cores used = CPU seconds / wall seconds: below the worker count, other processes took the rest
+            print(f"  {workers} worker(s): {timings[workers]:6.2f} s wall, {cpu:6.2f} s CPU "
+                  f"({cpu / timings[workers]:.2f} cores used; {result.executed} runs, {runs / timings[workers]:.1f} runs/s)")
     pd.testing.assert_frame_equal(tables[1], tables[args.workers])
     speedup = timings[1] / timings[args.workers]
     verdict = "meets" if speedup >= TARGET else "BELOW"
     print(f"identical tables: yes; parallel speed-up on {args.workers} workers: {speedup:.2f}x "
           f"({verdict} the {TARGET}x target; load average now {os.getloadavg()[0]:.2f})")
     return 0
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool's workers, once shut down)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":
