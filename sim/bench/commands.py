@@ -2,7 +2,7 @@
 
     flashsim sweep FILE [--workers N] [--dask ADDRESS] [--out DIR] [--quiet]
     flashsim plot RESULTS_DIR [--format png|svg ...] [--out DIR]
-    flashsim plan --peak RATE --p99 SECONDS [--stock N] [SCENARIO.toml] [--set k=v ...]
+    flashsim plan --peak RATE --p99 SECONDS [--stock N] [--of all|ok] [SCENARIO.toml] [--set k=v ...]
 
 Registered with :func:`sim.cli.command` when :mod:`sim.cli` imports this module.
 """
@@ -97,6 +97,8 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak", type=float, required=True, metavar="RATE", help="peak offered load, requests/s")
     parser.add_argument("--p99", type=float, required=True, metavar="SECONDS", help="latency SLO: p99 <= this")
     parser.add_argument("--stock", type=int, help="units on sale (default: the scenario's)")
+    parser.add_argument("--of", choices=("all", "ok"), default="all",
+                        help="whose p99: every buyer, sold-out answers included (default), or successful buyers only")
     parser.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.split(",")), default=DEFAULT_SIZES,
                         help=f"sub-domain sizes to try, comma-separated (default {','.join(map(str, DEFAULT_SIZES))})")
     parser.add_argument("--partitions-per-node", type=_workers, default=4, help="partitions on each shard (default 4)")
@@ -111,7 +113,7 @@ def _plan(args: argparse.Namespace) -> int:
     result = plan(args.peak, args.p99, args.stock, scenario_from(args), sizes=args.sizes,
                   partitions_per_node=args.partitions_per_node, max_shards=args.max_shards,
                   replications=args.replications, seed=args.seed, workers=args.workers, dask=args.dask,
-                  quiet=args.quiet, **kwargs)
+                  quiet=args.quiet, of=args.of, **kwargs)
     print("evidence (every candidate probed; p99 in ms, worst over replications):")
     shown = result.evidence.assign(p99_worst=result.evidence["p99_worst"] * 1000,
                                    p99_mean=result.evidence["p99_mean"] * 1000)

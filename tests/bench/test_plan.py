@@ -4,6 +4,7 @@ Stock outlasts the load, so the p99 measures the deduction path's capacity, whic
 queueing theory bounds: one node serves ~10k scripts/s, so 25k req/s needs >= 3.
 """
 
+import pandas as pd
 import pytest
 
 from engine.scenario import Scenario, ScenarioError
@@ -73,3 +74,17 @@ def test_planner_needs_the_sharded_strategy(monkeypatch):
     monkeypatch.delitem(STRATEGIES, "sharded")
     with pytest.raises(ScenarioError, match="flashsim plan needs the 'sharded' strategy"):
         plan(1000, 0.05)
+
+
+def test_the_slo_can_be_on_successful_buyers_only(tmp_path, capsys):
+    # stock 2,000 sells out within the 0.1 s: sold-out answers then weigh on the p99 of all buyers
+    args = ["plan", "--peak", "25000", "--p99", "0.01", "--stock", "2000", *SMALL, "--sizes", "100",
+            "--partitions-per-node", "2", "--max-shards", "8", "--replications", "2", "--quiet", "--out", str(tmp_path)]
+    main([*args, "--of", "ok"])
+    out = capsys.readouterr().out
+    assert "p99 (successful buyers) <= 10 ms, stock 2,000" in out
+    runs = pd.read_parquet(next(tmp_path.glob("plan/*/runs.parquet")))
+    evidence = pd.read_csv(next(tmp_path.glob("plan/*/evidence.csv")))
+    worst_ok = runs.groupby("redis.nodes")["ok_p99"].max()
+    assert (evidence.set_index("shards")["p99_worst"] == worst_ok.loc[evidence["shards"]].to_numpy()).all()
+    assert main([*args, "--of", "some"]) == 2
