@@ -59,20 +59,31 @@ def plot_results(path: str | Path, out: str | Path | None = None,
 def sweep_figures(path: Path) -> dict[str, Figure]:
     runs = pd.read_parquet(path / "runs.parquet")
     x = load_axis(runs)
+    category = None if x is not None else category_axis(runs)
+    lag = [c for c in runs.columns if "lag" in c and pd.api.types.is_numeric_dtype(runs[c])]
+    lag = [c for c in lag if c.endswith(("_mean", "_p99", "_max"))] or lag
     figures: dict[str, Figure] = {}
     if x is not None:
         points = summarize_points(runs)
         figures["goodput_vs_load"] = goodput_figure(points, x)
         figures["latency_vs_load"] = latency_figure(points, x)
-        lag = [c for c in runs.columns if "lag" in c and pd.api.types.is_numeric_dtype(runs[c])]
-        headline = [c for c in lag if c.endswith(("_mean", "_p99", "_max"))]
-        lag = headline or lag
         if lag:
             figures["sync_lag"] = lag_figure(points, x, lag)
+    elif category is not None:  # only a named choice varies (a policy): one mark per choice
+        points = summarize_points(runs)
+        name = category.split(".")[-1]
+        figures[f"goodput_by_{name}"] = metric_figure(points, category, ["goodput"], f"Goodput by {category}",
+                                                      "goodput (successful requests/s)")
+        figures[f"latency_by_{name}"] = metric_figure(points, category, list(PERCENTILE_STYLES),
+                                                      f"Latency percentiles by {category}", "latency (ms)", scale=1000)
+        if lag:
+            figures[f"sync_lag_by_{name}"] = metric_figure(points, category, lag, "Sync lag", "lag (s)")
     if (path / "latency.parquet").exists():
         figures["latency_cdf"] = cdf_figure(pd.read_parquet(path / "latency.parquet"), runs, x)
     if (path / "timeline.parquet").exists():
         figures["stock_timeline"] = timeline_figure(pd.read_parquet(path / "timeline.parquet"), runs, x)
+    if not figures:
+        raise ScenarioError(f"{path}: nothing to draw: no varied parameter and no latency or timeline tables")
     return figures
 
 
@@ -96,6 +107,14 @@ def load_axis(runs: pd.DataFrame) -> str | None:
         return "offered_load"
     for column in runs.columns:
         if "." in column and pd.api.types.is_numeric_dtype(runs[column]) and runs[column].nunique() > 1:
+            return column
+    return None
+
+
+def category_axis(runs: pd.DataFrame) -> str | None:
+    """The first varied parameter that is not a number (``sharded.policy``), if any."""
+    for column in runs.columns:
+        if "." in column and not pd.api.types.is_numeric_dtype(runs[column]) and runs[column].astype(str).nunique() > 1:
             return column
     return None
 

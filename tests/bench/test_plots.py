@@ -68,3 +68,21 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
     assert "results folder not found" in capsys.readouterr().err
     assert main(["plot", str(tmp_path)]) == 2
     assert "no runs.parquet (a sweep) or requests.parquet (a run) to plot" in capsys.readouterr().err
+
+
+def test_a_sweep_over_a_named_choice_draws_one_mark_per_choice(tmp_path):
+    sweep = sweep_from_dict({
+        "sweep": {"name": "policy", "seed": 2, "replications": 2, "strategies": ["sharded"]},
+        "base": {"sale": {"stock": 500}, "workload": {"kind": "poisson", "duration": 0.05, "rate": 20000}},
+        "grid": {"sharded.policy": ["random", "p2c"]},
+    })
+    path = run_sweep(sweep, tmp_path / "s", workers=1, quiet=True).path
+    names = {p.stem for p in plot_results(path, formats=["svg"])}
+    assert {"goodput_by_policy", "latency_by_policy"} <= names
+    svg = (path / "figures" / "goodput_by_policy.svg").read_text()
+    assert "random" in svg and "p2c" in svg
+    one_point = tmp_path / "one"
+    one_point.mkdir()
+    pd.read_parquet(path / "runs.parquet").query("`sharded.policy` == 'p2c'").to_parquet(one_point / "runs.parquet")
+    with pytest.raises(Exception, match="nothing to draw"):
+        plot_results(one_point)
