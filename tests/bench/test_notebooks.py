@@ -39,3 +39,19 @@ def test_notebook_executes_and_draws(path, tmp_path, monkeypatch):
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) >= 3, f"{path.name}: {len(figures)} figures"
     assert any(tmp_path.rglob("runs.parquet")), "the notebook's sweeps wrote no results"
+
+
+def test_papermill_parameters_reach_the_notebook(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    for name in ("FLASHSIM_NOTEBOOK_SCALE", "FLASHSIM_NOTEBOOK_RESULTS", "FLASHSIM_NOTEBOOK_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    path = NOTEBOOKS[1]
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters={"scale": "small", "results_root": str(tmp_path / "r"),
+                                                                 "workers": 2},
+                               kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "scale=small" in text and str(tmp_path / "r") in text
+    assert any((tmp_path / "r").rglob("runs.parquet"))
