@@ -31,7 +31,7 @@ def _workers(value: str) -> int:
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="sweep definition (TOML), e.g. experiments/sweeps/single_redis_ceiling.toml")
+    parser.add_argument("file", type=Path, help="sweep definition (TOML, or Python defining SWEEP), e.g. experiments/sweeps/quick.toml")
     parser.add_argument("--workers", type=_workers, default=None,
                         help=f"local worker processes (default: all cores, here {default_workers()})")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")

@@ -37,6 +37,7 @@ import hashlib
 import itertools
 import json
 import math
+import runpy
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,8 +129,15 @@ class RunSpec:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep TOML file; problems raise :class:`ScenarioError` (one line)."""
+    """Read and validate a sweep file; problems raise :class:`ScenarioError` (one line).
+
+    A ``.toml`` file holds the tables above. A ``.py`` file is run and must
+    define ``SWEEP``: the same structure as a dict (handy when the grid is
+    computed, e.g. ``[2 ** k for k in range(8)]``).
+    """
     path = Path(path)
+    if path.suffix == ".py":
+        return _python_sweep(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -138,6 +146,22 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ScenarioError(f"cannot read sweep file {path}: {err.__class__.__name__}") from None
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{path}: malformed TOML: {err}") from None
+    try:
+        return sweep_from_dict(data, path.parent, source=str(path))
+    except ScenarioError as err:
+        raise ScenarioError(f"{path}: {err}") from None
+
+
+def _python_sweep(path: Path) -> Sweep:
+    if not path.is_file():
+        raise ScenarioError(f"sweep file not found: {path}")
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as err:  # the user's code: report it in one line
+        raise ScenarioError(f"{path}: {err.__class__.__name__}: {err}") from None
+    data = namespace.get("SWEEP")
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: define SWEEP = {{'sweep': {{...}}, 'grid': {{...}}, ...}}")
     try:
         return sweep_from_dict(data, path.parent, source=str(path))
     except ScenarioError as err:

@@ -142,3 +142,21 @@ def test_fingerprint_ignores_grid_and_replications_but_not_the_base():
 def test_example_sweeps_load(path):
     sweep = load_sweep(path)
     assert len(expand(sweep)) >= 1
+
+
+def test_a_sweep_may_be_a_python_file(tmp_path):
+    sweep = load_sweep(SWEEPS / "sharded_nodes.py")
+    assert [dict(p)["redis.nodes"] for p in sweep.points] == [1, 2, 4, 8, 16]
+    assert sweep.base.pipeline.enabled is False and sweep.source.endswith("sharded_nodes.py")
+    bad = tmp_path / "bad.py"
+    bad.write_text("SWEEP = 3\n")
+    with pytest.raises(ScenarioError, match="define SWEEP"):
+        load_sweep(bad)
+    broken = tmp_path / "broken.py"
+    broken.write_text("SWEEP = {'sweep': {'name': 'x'}, 'grid': {'sale.stok': [1]}}\n")
+    with pytest.raises(ScenarioError, match=r"broken\.py: unknown key 'sale\.stok'"):
+        load_sweep(broken)
+    failing = tmp_path / "failing.py"
+    failing.write_text("1 / 0\n")
+    with pytest.raises(ScenarioError, match="ZeroDivisionError"):
+        load_sweep(failing)
