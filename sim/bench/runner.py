@@ -158,7 +158,17 @@ def _execute(specs: list[RunSpec], workers: int, dask: Any) -> Iterator[RunOutpu
         for spec in specs:
             yield execute(spec)
     else:
-        yield from _on_processes(specs, workers)
+        yield from _on_processes(sorted(specs, key=expected_requests, reverse=True), workers)
+
+
+def expected_requests(spec: RunSpec) -> float:
+    """A run's rough cost, to hand out the longest runs first (so no worker idles at the end)."""
+    w = spec.scenario.workload
+    if w.kind == "burst":
+        return float(w.buyers)
+    if w.kind == "poisson":
+        return w.rate * w.duration
+    return w.users * w.duration / max(w.think.mean, 1e-3)
 
 
 def _on_processes(specs: list[RunSpec], workers: int) -> Iterator[RunOutput]:
