@@ -98,13 +98,25 @@ def _fmt(value: Any, key: str) -> str:
 
 HEADLINE = ("requests", "ok", "sold_out", "timeout", "error", "sold", "remaining", "oversold", "goodput",
             "time_to_sellout", "p50", "p99", "p999", "ok_p99", "violations")
+# The figure that explains each mechanism, shown by default when a strategy reports it
+# (--all shows every figure every strategy reports).
+MECHANISM = ("false_sold_outs", "stranded", "injections", "switches", "db_lock_wait_mean", "db_lock_timeouts",
+             "retries", "conflict_ratio", "db_txn", "db_write_reduction", "sync_lag_p99", "sync_differences")
 
 
-def table(results: Sequence[Result]) -> str:
-    """Summaries side by side: one column per run, one row per figure."""
+def table(results: Sequence[Result], everything: bool = True) -> str:
+    """Summaries side by side: one column per run, one row per figure.
+
+    With ``everything`` false: the headline, the mechanism figures and node utilisation only.
+    """
     keys = list(HEADLINE)
     for result in results:
-        keys += [k for k in result.summary if k not in keys and k != "strategy"]
+        extra = [k for k in result.summary if k not in keys and k != "strategy"]
+        if not everything:
+            extra = [k for k in extra if k in MECHANISM or k.startswith("util_node")]
+        keys += extra
+    if not everything:
+        keys = keys[: len(HEADLINE)] + sorted(keys[len(HEADLINE):], key=lambda k: (k.startswith("util_"), MECHANISM.index(k) if k in MECHANISM else 0, k))
     header = ["", *[r.strategy for r in results]]
     rows = [[k, *[_fmt(r.summary.get(k), k) for r in results]] for k in keys]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -156,13 +168,28 @@ def _run(args: argparse.Namespace) -> int:
 command("run", "simulate one strategy on a scenario")(_run)(_run_arguments)
 
 
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    scenario_arguments(parser)
+    parser.add_argument("--only", metavar="NAME[,NAME...]",
+                        help=f"compare only these strategies (default: all of {', '.join(STRATEGIES)})")
+    parser.add_argument("--all", action="store_true", help="show every figure, not just the headline ones")
+
+
 def _compare(args: argparse.Namespace) -> int:
     scenario = scenario_from(args)
+    names = list(STRATEGIES)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in STRATEGIES]
+        if unknown or not names:
+            raise CliError(f"unknown strategy {', '.join(unknown) or repr(args.only)}; choose from: {', '.join(STRATEGIES)}")
     print(describe(scenario, args.seed))
     results = []
-    for name in STRATEGIES:
+    for name in names:
         results.append(simulate(scenario, args.seed, name, progress_printer(name, args.quiet)))
-    print(table(results))
+        if args.quiet is False and not sys.stderr.isatty():
+            print(f"flashsim: {name} done in {results[-1].wall_seconds:.1f} s", file=sys.stderr)
+    print(table(results, everything=args.all))
     if args.out:
         for result in results:
             save_result(result, args.out / result.strategy)
@@ -170,7 +197,7 @@ def _compare(args: argparse.Namespace) -> int:
     return report_violations(results)
 
 
-command("compare", "run every strategy on the same buyers and print them side by side")(_compare)(scenario_arguments)
+command("compare", "run every strategy on the same buyers and print them side by side")(_compare)(_compare_arguments)
 
 
 def _reference(args: argparse.Namespace) -> int:
