@@ -80,7 +80,7 @@ def _default_service() -> dict[str, Dist]:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    nodes: int = doc(1, "Redis master nodes; slots split evenly as redis-cli --cluster create does")
+    nodes: int = doc(8, "Redis master nodes; slots split evenly as redis-cli --cluster create does (single_redis uses the one its key hashes to)")
     service: dict[str, Dist] = doc(
         _default_service,
         "service time per script name; 'default' covers the rest "

@@ -19,7 +19,7 @@ HOP = 0.0001
 
 def scenario(**extra):
     return Scenario().with_overrides([
-        f"redis.service.default={SERVICE}", f"network.redis={HOP}", "sale.stock=2",
+        f"redis.service.default={SERVICE}", f"network.redis={HOP}", "sale.stock=2", "redis.nodes=1",
         "report.timeline_interval=0.0005", "pipeline.enabled=false",  # kernel traces: no sync pipeline
         *[f"{k}={v}" for k, v in extra.items()],
     ])
