@@ -33,6 +33,21 @@ def draw_qty(qty: Qty, rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.integers(qty.low, qty.high + 1, size, dtype=np.int64)
 
 
+class QtyStream:
+    """Units per request, one at a time, drawn in blocks (closed-loop users ask as they go)."""
+
+    def __init__(self, qty: Qty, rng: np.random.Generator, block: int = 4096):
+        self.qty = qty
+        self.rng = rng
+        self.block = block
+        self._left: list[int] = []
+
+    def __call__(self) -> int:
+        if not self._left:
+            self._left = draw_qty(self.qty, self.rng, self.block).tolist()[::-1]
+        return self._left.pop()
+
+
 def open_loop_schedule(workload: Workload, streams: Streams) -> Schedule:
     """Arrival times and qty for a ``burst`` or ``poisson`` workload."""
     rng = streams.generator("arrivals")

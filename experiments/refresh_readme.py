@@ -11,7 +11,8 @@ import io
 import re
 from pathlib import Path
 
-from sim.cli import main as flashsim, reference_markdown
+from sim.cli import main as flashsim
+from sim.cli import reference_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -9,8 +9,8 @@ hide its queue by slowing the senders (no coordinated omission).
 from __future__ import annotations
 
 import math
-from heapq import heappop
 from collections.abc import Callable
+from heapq import heappop
 
 import numpy as np
 import simpy
@@ -20,7 +20,7 @@ from engine.distributions import sampler
 from engine.model import Outcome, Request
 from engine.scenario import Workload
 from engine.streams import Streams
-from engine.workload import Schedule, draw_qty
+from engine.workload import QtyStream, Schedule
 
 from .interpreter import Interpreter, Task, schedule_call
 
@@ -171,20 +171,11 @@ class ClosedLoopUsers:
         self.on_all_done = on_all_done
         self.progress = progress
         self._think = sampler(workload.think, streams.generator("think"))
-        qty_rng = streams.generator("qty")
-        self._qty = iter(())  # refilled in blocks
-        self._qty_rng = qty_rng
+        self._next_qty = QtyStream(workload.qty, streams.generator("qty"))
         self.log = RequestLog(workload.users * 8)
         self.active = 0
         self.t0 = 0.0
         self.end = 0.0
-
-    def _next_qty(self) -> int:
-        try:
-            return next(self._qty)
-        except StopIteration:
-            self._qty = iter(draw_qty(self.workload.qty, self._qty_rng, 4096).tolist())
-            return next(self._qty)
 
     def start(self) -> None:
         self.t0 = self.env.now

@@ -6,21 +6,10 @@ server is absent; under ``CI=true`` an absent server is a failure, never a skip.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REDIS_URL = os.environ.get("FLASHSIM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def unavailable(what: str, err: Exception) -> None:
-    """Skip (locally) or fail (in CI) because a real server is not there."""
-    message = f"{what} is not reachable: {err.__class__.__name__}: {err}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: real-server tests must run)")
-    pytest.skip(message)
+from servers import REDIS_URL, scratch_database, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +34,10 @@ def namespace(redis_client):
     keys = list(redis_client.scan_iter(match=f"{ns}:*", count=1000))
     if keys:
         redis_client.delete(*keys)
+
+
+@pytest.fixture
+def mariadb_cursor():
+    """A pymysql cursor on a fresh scratch database on the local MariaDB, dropped afterwards."""
+    with scratch_database() as cursor:
+        yield cursor

@@ -30,7 +30,7 @@ from ..distributions import sampler
 from ..model import Outcome, Request
 from ..scenario import Scenario
 from ..streams import Streams
-from ..workload import Schedule, draw_qty
+from ..workload import QtyStream, Schedule
 from .interpreter import RealInterpreter, Task
 from .target import TargetError
 
@@ -151,12 +151,12 @@ class ClosedLoopUsers:
         self.workload = workload
         streams = Streams(plan.seed)
         if plan.workers == 1:  # exactly the simulator's streams
-            think_rng, self._qty_rng = streams.generator("think"), streams.generator("qty")
+            think_rng, qty_rng = streams.generator("think"), streams.generator("qty")
         else:
             think_rng = streams.generators("think", plan.workers)[plan.index]
-            self._qty_rng = streams.generators("qty", plan.workers)[plan.index]
+            qty_rng = streams.generators("qty", plan.workers)[plan.index]
         self._think = sampler(workload.think, think_rng)
-        self._qty: Any = iter(())
+        self._next_qty = QtyStream(workload.qty, qty_rng)
         self.users = len(range(plan.index, workload.users, plan.workers))
         self.rows: list[tuple[float, float, int, int, int, int]] = []  # t_arrival, t_done, outcome, qty, node, ops
         self._sent: dict[int, tuple[float, int]] = {}
@@ -164,13 +164,6 @@ class ClosedLoopUsers:
         self.active = 0
         self.end = plan.t0 + workload.duration
         self.all_done: asyncio.Future[None] = interpreter.loop.create_future()
-
-    def _next_qty(self) -> int:
-        try:
-            return next(self._qty)
-        except StopIteration:
-            self._qty = iter(draw_qty(self.workload.qty, self._qty_rng, 4096).tolist())
-            return next(self._qty)
 
     async def run(self) -> None:
         self.active = self.users

@@ -118,7 +118,11 @@ def _interrupt_on_sigterm() -> Callable[[], None]:
         raise KeyboardInterrupt("SIGTERM")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return undo
 
 
 async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Context

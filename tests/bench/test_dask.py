@@ -1,12 +1,11 @@
 """The same sweep on a Dask distributed cluster (a LocalCluster here) gives the same tables."""
 
+import distributed
 import pandas as pd
 import pytest
 
 from sim.bench import run_sweep, sweep_from_dict
 from sim.cli import main
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
 

@@ -42,7 +42,7 @@ def test_notebook_executes_and_draws(path, tmp_path, monkeypatch):
 
 
 def test_papermill_parameters_reach_the_notebook(tmp_path, monkeypatch):
-    papermill = pytest.importorskip("papermill")
+    import papermill
     for name in ("FLASHSIM_NOTEBOOK_SCALE", "FLASHSIM_NOTEBOOK_RESULTS", "FLASHSIM_NOTEBOOK_WORKERS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")

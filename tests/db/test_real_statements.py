@@ -8,9 +8,6 @@ real driver runs the same SQL text; this checks only the text/twin pair.
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 import pytest
 
@@ -19,28 +16,13 @@ from engine.sql import DbError, SqlResult
 
 pytestmark = pytest.mark.real
 
-HOST = os.environ.get("FLASHSIM_TEST_MYSQL_HOST", "127.0.0.1")
-PORT = int(os.environ.get("FLASHSIM_TEST_MYSQL_PORT", "3306"))
 NAMESPACE = "fsdbtest"
 ERRORS = {1062: sql.DUPLICATE_KEY, 1050: sql.TABLE_EXISTS}
 
 
-@pytest.fixture(scope="module")
-def cursor():
-    pymysql = pytest.importorskip("pymysql")
-    from conftest import unavailable
-
-    try:
-        conn = pymysql.connect(host=HOST, port=PORT, user="root", password="", autocommit=True, connect_timeout=5)
-    except pymysql.MySQLError as err:
-        unavailable(f"MariaDB at {HOST}:{PORT}", err)
-    database = f"fstest_{uuid.uuid4().hex[:12]}"
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{database}`")
-    cur.execute(f"USE `{database}`")
-    yield cur
-    cur.execute(f"DROP DATABASE `{database}`")
-    conn.close()
+@pytest.fixture
+def cursor(mariadb_cursor):
+    return mariadb_cursor
 
 
 def real(cur, name, params):

@@ -9,9 +9,6 @@ that the real driver runs.
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 
 from engine import sql
@@ -23,27 +20,12 @@ from .test_ledger import run as run_twin
 
 pytestmark = pytest.mark.real
 
-HOST = os.environ.get("FLASHSIM_TEST_MYSQL_HOST", "127.0.0.1")
-PORT = int(os.environ.get("FLASHSIM_TEST_MYSQL_PORT", "3306"))
 NAMESPACE = "fspipe"
 
 
 @pytest.fixture
-def cursor():
-    pymysql = pytest.importorskip("pymysql")
-    from conftest import unavailable
-
-    try:
-        conn = pymysql.connect(host=HOST, port=PORT, user="root", password="", autocommit=True, connect_timeout=5)
-    except pymysql.MySQLError as err:
-        unavailable(f"MariaDB at {HOST}:{PORT}", err)
-    database = f"fstest_{uuid.uuid4().hex[:12]}"
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{database}`")
-    cur.execute(f"USE `{database}`")
-    yield cur
-    cur.execute(f"DROP DATABASE `{database}`")
-    conn.close()
+def cursor(mariadb_cursor):
+    return mariadb_cursor
 
 
 def run_real(gen, cur):

@@ -8,21 +8,8 @@ test's own namespace / scratch database.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-
-def _root_conftest():
-    """tests/conftest.py, loaded under its own name (every conftest module is called "conftest")."""
-    spec = importlib.util.spec_from_file_location("flashsim_tests_conftest", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-unavailable = _root_conftest().unavailable  # also re-exported for `from conftest import unavailable`
+from servers import unavailable  # tests/servers.py
 
 
 @pytest.fixture(scope="session")
