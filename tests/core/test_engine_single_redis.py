@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from opdrive import drive
 
 from engine.model import Outcome, Request
 from engine.ops import Eval
@@ -17,17 +18,6 @@ def make(stock_units=10, **sale):
     return SingleRedis(scenario, np.random.default_rng(0), namespace="t")
 
 
-def drive(gen, replies):
-    """Run a strategy generator, answering each op from ``replies``; return (ops, outcome)."""
-    ops = []
-    try:
-        op = next(gen)
-        for reply in replies:
-            ops.append(op)
-            op = gen.send(reply)
-        raise AssertionError(f"generator wanted more: {op}")
-    except StopIteration as stop:
-        return ops, stop.value
 
 
 def test_setup_creates_counters_once():

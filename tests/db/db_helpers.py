@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from opdrive import drive  # noqa: F401  (re-exported for the db tests)
 
 from engine.ops import Now, Sleep
 from engine.scenario import Scenario
@@ -19,17 +20,6 @@ def make(name: str, *overrides: str, stock: int = 10):
     return strategy_class(name)(scenario, np.random.default_rng(0), namespace="t")
 
 
-def drive(gen, replies):
-    """Run a generator, answering each op from ``replies``; return (ops, return value)."""
-    ops = []
-    try:
-        op = next(gen)
-        for reply in replies:
-            ops.append(op)
-            op = gen.send(reply)
-        raise AssertionError(f"generator wanted more: {op}")
-    except StopIteration as stop:
-        return ops, stop.value
 
 
 class SerialDb:
