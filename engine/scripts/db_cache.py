@@ -7,14 +7,18 @@ holds, read instead of the DB and decremented after each committed deduction.
 from __future__ import annotations
 
 from . import Store, register
+from .stock import BAD_QTY, _as_int
 
 MISSING = -1
 
 
 def cache_init(store: Store, keys: tuple, args: tuple) -> int:
+    stock = _as_int(args[0])
+    if stock is None or stock < 0:
+        return BAD_QTY
     if keys[0] in store:
         return 0
-    store[keys[0]] = int(args[0])
+    store[keys[0]] = stock
     return 1
 
 
