@@ -75,6 +75,13 @@ def run(seeds: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(default_rows), backlog
 
 
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot(frame: pd.DataFrame, backlog: pd.DataFrame, out: Path) -> list[Path]:
     mean = frame.groupby(["sweep", "load", "x"], as_index=False).mean(numeric_only=True)
     written = []
@@ -92,10 +99,7 @@ def plot(frame: pd.DataFrame, backlog: pd.DataFrame, out: Path) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         path = out / f"lag_vs_{sweep}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, path))
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for load, style in (("burst", "-"), ("steady", "--")):
@@ -108,10 +112,7 @@ def plot(frame: pd.DataFrame, backlog: pd.DataFrame, out: Path) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         path = out / f"writes_vs_{sweep}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, path))
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     b = backlog.sort_values("t", kind="stable")
@@ -122,10 +123,7 @@ def plot(frame: pd.DataFrame, backlog: pd.DataFrame, out: Path) -> list[Path]:
            title="Sync backlog at each publish and apply, default scenario (seed 0)")
     ax.grid(True, alpha=0.3)
     path = out / "backlog.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, path))
     return written
 
 
