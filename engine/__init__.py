@@ -5,7 +5,7 @@ simulator (:mod:`sim`) and the real driver interpret them. Nothing here
 imports simpy, and only the real driver imports redis or a database client.
 """
 
-from .model import Inventory, Outcome, Request
-from .scenario import Scenario, ScenarioError, load_scenario
+from engine.model import Inventory, Outcome, Request
+from engine.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Inventory", "Outcome", "Request", "Scenario", "ScenarioError", "load_scenario"]

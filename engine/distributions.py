@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .scenario import Dist
+from engine.scenario import Dist
 
 BLOCK = 4096
 

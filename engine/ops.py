@@ -7,7 +7,8 @@ result. The engine never reads a clock, never sleeps and never touches a socket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -34,6 +35,18 @@ class Sleep:
     """Suspend this generator for ``seconds`` (>= 0)."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Start generator ``gen`` as an independent task and continue at once.
+
+    A fire-and-forget job from inside a request (a flush, a refill); the reply
+    is ``None`` and it costs no server round trip. Sim: a new interpreter task;
+    real: a new task on the same event loop.
+    """
+
+    gen: Generator[Any, Any, Any] = field(hash=False)
 
 
 NOW = Now()

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .model import OUTCOME_LABELS, Inventory, Outcome
-from .scenario import Scenario
+from engine.model import OUTCOME_LABELS, Inventory, Outcome
+from engine.scenario import Scenario
 
 PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .db_config import DbConfig
-from .fields import Dist, Qty, ScenarioError, choice, doc, require
-from .pipeline_config import PipelineConfig
-from .sharded_config import Sharded
+from engine.fields import Dist, Qty, ScenarioError, choice, doc, require
+from engine.lockdb.config import DbConfig
+from engine.pipeline.config import PipelineConfig
+from engine.sharded.config import ShardedConfig
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Scenario:
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)
     pipeline: PipelineConfig = doc(PipelineConfig, "", factory=True)
-    sharded: Sharded = doc(Sharded, "", factory=True)
+    sharded: ShardedConfig = doc(ShardedConfig, "", factory=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import Qty, Workload
-from .streams import Streams
+from engine.scenario import Qty, Workload
+from engine.streams import Streams
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ Public API::
 
 from engine.result import Result
 from engine.scenario import Scenario, ScenarioError, load_scenario
-
-from . import (
+from sim.servers import (
     db,  # noqa: F401  (installs the simulated MySQL into sim.world.COMPONENTS)
     mq,  # noqa: F401  (installs the simulated message broker into sim.world.COMPONENTS)
 )
-from .world import simulate
+from sim.world import simulate
 
 __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "simulate"]

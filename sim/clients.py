@@ -21,8 +21,7 @@ from engine.model import Outcome, Request
 from engine.scenario import Workload
 from engine.streams import Streams
 from engine.workload import QtyStream, Schedule
-
-from .interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task, schedule_call
 
 TIMEOUT = Outcome.TIMEOUT
 

@@ -16,10 +16,9 @@ from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
 from engine.workload import Schedule, open_loop_schedule
-
-from .clients import ClosedLoopUsers, OpenLoopClients, Progress
-from .interpreter import Interpreter, Task, schedule_call
-from .redis_node import RedisCluster
+from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
+from sim.interpreter import Interpreter, Task, schedule_call
+from sim.servers.redis_node import RedisCluster
 
 # Servers beyond Redis (a database, a message queue) install themselves here: each
 # installer is called with the new World and adds its component (an attribute)

@@ -7,11 +7,11 @@ for the pre-allocated stock accounting and the DB statements.
 
 from __future__ import annotations
 
-from .keys import DetailKeys
-from .ledger import ApplyReport, LedgerRow
-from .ops import Ack, Consume, Message, Publish, Spawn
-from .reconcile import Reconciliation
-from .sync import SyncPipeline
+from engine.pipeline.keys import DetailKeys
+from engine.pipeline.ledger import ApplyReport, LedgerRow
+from engine.pipeline.ops import Ack, Consume, Message, Publish
+from engine.pipeline.reconcile import Reconciliation
+from engine.pipeline.sync import SyncPipeline
 
 __all__ = ["Ack", "ApplyReport", "Consume", "DetailKeys", "LedgerRow", "Message", "Publish", "Reconciliation",
-           "Spawn", "SyncPipeline"]
+           "SyncPipeline"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.keys import StockKeys
+from engine.counter.keys import StockKeys
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Message-queue operations of the sync pipeline, and ``Spawn``.
+"""Message-queue operations of the sync pipeline.
 
 Semantics (both interpreters must honour them; the real driver maps them onto
 Redis Streams with one consumer group):
@@ -19,9 +19,6 @@ Redis Streams with one consumer group):
 - ``done = yield Ack(topic, msg_id)``: the consumer is finished with the
   message; ``True`` if it was still outstanding, ``False`` when it was already
   acknowledged (a duplicate delivery). Real: ``XACK topic group id`` (1 / 0).
-- ``yield Spawn(gen)``: start generator ``gen`` as an independent task (a
-  fire-and-forget flush from inside a buyer's request) and continue at once;
-  reply ``None``; costs no round trip. Real: ``asyncio.create_task``.
 
 Duplicates, redelivery and reordering are the consumer's problem by design:
 it applies idempotently by detail id (see :mod:`engine.pipeline.ledger`).
@@ -29,7 +26,6 @@ it applies idempotently by detail id (see :mod:`engine.pipeline.ledger`).
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +56,3 @@ class Message:
     msg_id: str
     payload: dict[str, Any] = field(hash=False)
     deliveries: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Spawn:
-    gen: Generator[Any, Any, Any] = field(hash=False)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.ops import Eval
-
-from .ledger import read_ledger
-
-if TYPE_CHECKING:
-    from .sync import SyncPipeline
+from engine.pipeline.ledger import read_ledger
+from engine.pipeline.stats import SyncStats
 
 
 @dataclass(frozen=True)
@@ -40,16 +37,20 @@ class Reconciliation:
         return not self.differences
 
 
-def reconcile(pipeline: SyncPipeline, initial: int) -> Generator[Any, Any, Reconciliation]:
-    """Read every partition's detail summary and the DB ledger; compare."""
+def reconcile(sources: list[tuple[str, str]], sku: str, stats: SyncStats,
+              initial: int) -> Generator[Any, Any, Reconciliation]:
+    """Read every partition's detail summary and the DB ledger; compare.
+
+    ``sources`` lists ``(detail hash key, sold counter key)`` per partition.
+    """
     totals = [0] * 7
-    for tag, part in pipeline.partitions.items():
-        summary = yield Eval("detail_summary", (part.details, pipeline._sold_keys[tag]))
+    for details, sold_key in sources:
+        summary = yield Eval("detail_summary", (details, sold_key))
         totals = [a + int(b) for a, b in zip(totals, summary)]
     records, qty, pending, sent, _applied, applied_qty, sold = totals
-    row, db_rows, db_qty = yield from read_ledger(pipeline.sku)
+    row, db_rows, db_qty = yield from read_ledger(sku)
     pool, preallocated, deducted = (row.pool, row.preallocated, row.deducted) if row else (0, 0, 0)
-    twice = pipeline.stats.applied_twice
+    twice = stats.applied_twice
     checks = [
         (sold == qty, f"Redis sold {sold} != detail records' qty {qty}"),
         (pending + sent == 0, f"{pending} detail records still pending and {sent} sent, not applied"),
@@ -60,8 +61,8 @@ def reconcile(pipeline: SyncPipeline, initial: int) -> Generator[Any, Any, Recon
         (row is not None and pool + preallocated + deducted == initial,
          f"DB ledger pool {pool} + pre-allocated {preallocated} + deducted {deducted} != initial {initial}"),
         (twice == 0, f"{twice} detail records applied twice"),
-        (pipeline.stats.ledger_failures == 0,
-         f"{pipeline.stats.ledger_failures} pre-allocations/releases refused by the DB ledger"),
+        (stats.ledger_failures == 0,
+         f"{stats.ledger_failures} pre-allocations/releases refused by the DB ledger"),
     ]
     differences = tuple(message for ok, message in checks if not ok)
     return Reconciliation(sold, records, qty, applied_qty, pending + sent, pool, preallocated, deducted,

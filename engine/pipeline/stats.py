@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from .ledger import ApplyReport
+from engine.pipeline.ledger import ApplyReport
 
 
 class SyncStats:

@@ -33,15 +33,14 @@ from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
-from engine.keys import StockKeys
-from engine.ops import NOW, Eval, Sleep
-from engine.pipeline_config import PipelineConfig
-
-from . import ledger
-from .keys import DetailKeys
-from .ops import Ack, Consume, Message, Publish, Spawn
-from .reconcile import Reconciliation, reconcile
-from .stats import SyncStats
+from engine.counter.keys import StockKeys
+from engine.ops import NOW, Eval, Sleep, Spawn
+from engine.pipeline import ledger, twins  # noqa: F401  (twins: registers the detail scripts)
+from engine.pipeline.config import PipelineConfig
+from engine.pipeline.keys import DetailKeys
+from engine.pipeline.ops import Ack, Consume, Message, Publish
+from engine.pipeline.reconcile import Reconciliation, reconcile
+from engine.pipeline.stats import SyncStats
 
 Ops = Generator[Any, Any, Any]
 Note = Callable[..., None]
@@ -285,7 +284,8 @@ class SyncPipeline:
                 break
             yield Sleep(self.config.poll)
         self.stats.drain_seconds = now - start
-        self.reconciliation = yield from reconcile(self, initial)
+        sources = [(part.details, self._sold_keys[tag]) for tag, part in self.partitions.items()]
+        self.reconciliation = yield from reconcile(sources, self.sku, self.stats, initial)
         self._note(now, "sync_reconciled", differences=len(self.reconciliation.differences))
 
     def counters(self) -> dict[str, float]:

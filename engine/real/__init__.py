@@ -8,8 +8,8 @@ Redis Cluster on loopback ports.
 
 from __future__ import annotations
 
-from .run import RealOptions, run_real
-from .servers import NamespaceInUse
-from .target import RedisTarget, TargetError
+from engine.real.run import RealOptions, run_real
+from engine.real.servers import NamespaceInUse
+from engine.real.target import RedisTarget, TargetError
 
 __all__ = ["NamespaceInUse", "RealOptions", "RedisTarget", "TargetError", "run_real"]

@@ -2,7 +2,7 @@
 
 :class:`LocalCluster` starts ``nodes`` ``redis-server --cluster-enabled yes``
 processes on free 127.0.0.1 ports in a temporary directory (no persistence),
-gives node ``i`` exactly the slots :func:`engine.keys.even_slot_ranges` gives
+gives node ``i`` exactly the slots :func:`engine.slots.even_slot_ranges` gives
 simulated node ``i`` (``CLUSTER ADDSLOTSRANGE``), introduces them to each other
 (``CLUSTER MEET``), waits for ``cluster_state:ok`` on every node, and on
 :meth:`stop` shuts them down and removes the directory. ``nodes=1`` without
@@ -27,8 +27,8 @@ from typing import Any
 
 import redis
 
-from ..keys import even_slot_ranges
-from .target import TargetError
+from engine.real.target import TargetError
+from engine.slots import even_slot_ranges
 
 INSTALL_HINT = "install it with: apt-get install redis-server"
 STATE_FILE = "state.json"

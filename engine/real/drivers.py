@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..model import Inventory
-from .interpreter import RealInterpreter
-from .target import RedisTarget
+from engine.model import Inventory
+from engine.real.interpreter import RealInterpreter
+from engine.real.target import RedisTarget
 
 
 @dataclass

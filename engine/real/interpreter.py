@@ -23,9 +23,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..model import Outcome
-from ..ops import Eval, Now, Sleep
-from .target import TargetError
+from engine.model import Outcome
+from engine.ops import Eval, Now, Sleep
+from engine.real.target import TargetError
 
 Done = Callable[["Task", Any], None]
 

@@ -1,7 +1,7 @@
 """EVALSHA to the masters of a real Redis, auto-pipelined.
 
 Every ``Eval`` op of every running task is routed by slot (CRC16 of the hash
-tag, :func:`engine.keys.key_slot`) to the master that owns it, and queued on
+tag, :func:`engine.slots.key_slot`) to the master that owns it, and queued on
 one of that master's *lanes* (connections). A lane writes everything queued
 since its last write as one pipeline and reads the replies in order, so many
 concurrent buyers share a few connections, as a busy app server's client
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError
 
-from .. import scripts
-from ..keys import key_slot
-from ..ops import Eval
-from .target import RedisTarget, TargetError, Topology
+from engine import scripts
+from engine.ops import Eval
+from engine.real.target import RedisTarget, TargetError, Topology
+from engine.slots import key_slot
 
 if TYPE_CHECKING:
-    from .interpreter import RealInterpreter, Task
+    from engine.real.interpreter import RealInterpreter, Task
 
 MAX_BATCH = 512
 MAX_REDIRECTS = 5

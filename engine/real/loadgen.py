@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ..distributions import sampler
-from ..model import Outcome, Request
-from ..scenario import Scenario
-from ..streams import Streams
-from ..workload import QtyStream, Schedule
-from .interpreter import RealInterpreter, Task
-from .target import TargetError
+from engine.distributions import sampler
+from engine.model import Outcome, Request
+from engine.real.interpreter import RealInterpreter, Task
+from engine.real.target import TargetError
+from engine.scenario import Scenario
+from engine.streams import Streams
+from engine.workload import QtyStream, Schedule
 
 YIELD_EVERY = 128  # arrivals released before letting the lanes write (when the sender is behind)
 STUCK_AFTER = 60.0  # seconds past the last client deadline after which unanswered requests stop the run

@@ -27,11 +27,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ..keys import key_slot
-from ..pipeline.ops import Ack, Consume, Message, Publish, Spawn
-from .drivers import DRIVERS, Context, Driver
-from .interpreter import RealInterpreter, Task
-from .target import discover
+from engine.ops import Spawn
+from engine.pipeline.ops import Ack, Consume, Message, Publish
+from engine.real.drivers import DRIVERS, Context, Driver
+from engine.real.interpreter import RealInterpreter, Task
+from engine.real.target import discover
+from engine.slots import key_slot
 
 GROUP = "flashsim"
 

@@ -32,18 +32,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..model import Inventory
-from ..result import Result, requests_frame, summarize
-from ..scenario import Scenario
-from ..strategies import STRATEGIES, Strategy, strategy_class
-from ..streams import Streams
-from ..workload import open_loop_schedule
-from . import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
-from .interpreter import RealInterpreter
-from .links import RedisLinks
-from .loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
-from .servers import NamespaceInUse, Servers
-from .target import RedisTarget, TargetError, Topology, discover
+from engine.model import Inventory
+from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
+from engine.real.interpreter import RealInterpreter
+from engine.real.links import RedisLinks
+from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
+from engine.real.servers import NamespaceInUse, Servers
+from engine.real.target import RedisTarget, TargetError, Topology, discover
+from engine.result import Result, requests_frame, summarize
+from engine.scenario import Scenario
+from engine.strategies import STRATEGIES, Strategy, strategy_class
+from engine.streams import Streams
+from engine.workload import open_loop_schedule
 
 Progress = Callable[[int, int | None], None]
 START_MARGIN = 0.3  # seconds between the fork and the sale start: workers connect meanwhile

@@ -17,8 +17,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ..keys import key_slot
-from .target import RedisTarget, TargetError, Topology
+from engine.real.target import RedisTarget, TargetError, Topology
+from engine.slots import key_slot
 
 
 class NamespaceInUse(TargetError):

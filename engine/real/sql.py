@@ -29,12 +29,12 @@ from urllib.parse import unquote, urlsplit
 
 import asyncmy
 
-from .. import sql
-from ..sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult
-from ..sql.ops import CONNECTION
-from .drivers import DRIVERS, Context, Driver
-from .interpreter import RealInterpreter, Task
-from .target import TargetError
+from engine import sql
+from engine.real.drivers import DRIVERS, Context, Driver
+from engine.real.interpreter import RealInterpreter, Task
+from engine.real.target import TargetError
+from engine.sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult
+from engine.sql.ops import CONNECTION
 
 ENV_URL = "FLASHSIM_DB_URL"
 ENV_PASSWORD = "FLASHSIM_DB_PASSWORD"

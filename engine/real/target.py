@@ -10,7 +10,7 @@ printed and logged.
 :func:`discover` asks the server whether it is a cluster (``INFO cluster``) and,
 if so, which master owns which slots (``CLUSTER SLOTS``). Masters are numbered
 by their first slot, so node ``i`` of a cluster made with
-:func:`engine.keys.even_slot_ranges` is node ``i`` of the simulator.
+:func:`engine.slots.even_slot_ranges` is node ``i`` of the simulator.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
-from ..keys import SLOTS
+from engine.slots import SLOTS
 
 ENV_PASSWORD = "FLASHSIM_REDIS_PASSWORD"
 ENV_TLS = {"ssl_ca_certs": "FLASHSIM_REDIS_TLS_CA", "ssl_certfile": "FLASHSIM_REDIS_TLS_CERT",

@@ -1,13 +1,12 @@
-"""SQL for the lock-based strategies: ops (:mod:`.ops`), the statement registry
-(:mod:`.registry`: real MariaDB text + Python twin + lock footprint per statement)
-and the statements themselves (:mod:`.stock`). See :mod:`.registry` for how to
+"""SQL ops (:mod:`.ops`) and the statement registry (:mod:`.registry`: real
+MariaDB text + Python twin + lock footprint per statement). The statements live
+with their families (:mod:`engine.lockdb.statements`, :mod:`engine.pipeline.ledger`). See :mod:`.registry` for how to
 add a statement or a table.
 """
 
 from __future__ import annotations
 
-from . import stock  # noqa: F401  (registers the stock table and its statements)
-from .ops import (
+from engine.sql.ops import (
     DB_BEGIN,
     DB_SESSION,
     DEADLOCK,
@@ -23,7 +22,7 @@ from .ops import (
     DbRollback,
     SqlResult,
 )
-from .registry import (
+from engine.sql.registry import (
     STATEMENTS,
     TABLES,
     Statement,

@@ -15,7 +15,7 @@ Like :mod:`engine.scripts` for Redis, each named statement exists as
   rows it locks exclusively until commit (``SELECT ... FOR UPDATE``, ``UPDATE``,
   ``INSERT``). A plain ``SELECT`` is a consistent (MVCC) read and locks nothing;
 - ``group_commit``: the statement may be committed in a group with others on
-  the same row (a hot-row hint, see :mod:`engine.sql.stock`); autocommit only;
+  the same row (a hot-row hint, see :mod:`engine.lockdb.statements`); autocommit only;
 - ``ddl``: schema statements (``create_<table>``/``drop_<table>``, made by
   :func:`register_table`); their twins get the whole table model.
 
@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .ops import EMPTY, TABLE_EXISTS, DbError, SqlResult
+from engine.sql.ops import EMPTY, TABLE_EXISTS, DbError, SqlResult
 
 Tables = dict[str, dict[Any, dict[str, Any]]]
 Twin = Callable[[Tables, tuple], "SqlResult | DbError"]

@@ -11,11 +11,11 @@ Public API::
 The CLI front ends are ``flashsim sweep``, ``flashsim plot`` and ``flashsim plan``.
 """
 
-from .plan import Plan, plan
-from .plots import plot_results
-from .runner import SweepResult, run_sweep, sweep_dir
-from .stats import Interval, confidence_interval, replicate_until, summarize_points, t_quantile
-from .sweep import RunSpec, Sweep, expand, grid_points, load_sweep, point_scenario, run_seed, sweep_from_dict
+from sim.bench.plan import Plan, plan
+from sim.bench.plots import plot_results
+from sim.bench.runner import SweepResult, run_sweep, sweep_dir
+from sim.bench.stats import Interval, confidence_interval, replicate_until, summarize_points, t_quantile
+from sim.bench.sweep import RunSpec, Sweep, expand, grid_points, load_sweep, point_scenario, run_seed, sweep_from_dict
 
 __all__ = [
     "Interval", "Plan", "RunSpec", "Sweep", "SweepResult", "confidence_interval", "expand", "grid_points",

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cli import CliError, command, scenario_arguments, scenario_from
-from .plan import DEFAULT_SIZES, plan
-from .plots import FORMATS, plot_results
-from .runner import default_workers, run_sweep
-from .sweep import load_sweep
+from sim.bench.plan import DEFAULT_SIZES, plan
+from sim.bench.plots import FORMATS, plot_results
+from sim.bench.runner import default_workers, run_sweep
+from sim.bench.sweep import load_sweep
+from sim.cli.main import CliError, command, scenario_arguments, scenario_from
 
 HEADLINE = ("goodput", "p50", "p99", "p999", "sold", "refused_with_stock", "violations")
 

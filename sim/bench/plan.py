@@ -22,9 +22,8 @@ import pandas as pd
 
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES
-
-from .runner import RESULTS_ROOT, run_sweep
-from .sweep import Params, Sweep
+from sim.bench.runner import RESULTS_ROOT, run_sweep
+from sim.bench.sweep import Params, Sweep
 
 STRATEGY = "sharded"
 SHARD_KEY = "redis.nodes"

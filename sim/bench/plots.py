@@ -24,8 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from engine.scenario import ScenarioError
-
-from .stats import summarize_points
+from sim.bench.stats import summarize_points
 
 FORMATS = ("png", "svg")
 PERCENTILE_STYLES = {"p50": ":", "p99": "-", "p999": "--"}

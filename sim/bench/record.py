@@ -19,9 +19,8 @@ import pandas as pd
 from engine.model import Outcome
 from engine.result import Result
 from engine.scenario import Scenario
-
-from ..world import simulate
-from .sweep import RunSpec
+from sim.bench.sweep import RunSpec
+from sim.world import simulate
 
 # Quantile levels kept for latency CDFs: a fine grid plus the tail.
 LATENCY_LEVELS = np.unique(np.concatenate([np.linspace(0, 1, 201), [0.995, 0.999, 0.9995, 0.9999]]))

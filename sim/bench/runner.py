@@ -31,11 +31,10 @@ from typing import Any
 import pandas as pd
 
 from engine.scenario import ScenarioError
-
-from ..output import meta, write_json
-from .record import RunOutput, execute
-from .stats import confidence_interval, summarize_points
-from .sweep import RECORDS, RunSpec, Sweep, expand
+from sim.bench.record import RunOutput, execute
+from sim.bench.stats import confidence_interval, summarize_points
+from sim.bench.sweep import RECORDS, RunSpec, Sweep, expand
+from sim.output import meta, write_json
 
 RESULTS_ROOT = Path("results")
 

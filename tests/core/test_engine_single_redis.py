@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from opdrive import drive
 
+from engine.counter.strategy import SingleRedis
 from engine.model import Outcome, Request
 from engine.ops import Eval
 from engine.scenario import Scenario
-from engine.scripts import stock
-from engine.strategies.single_redis import SingleRedis
+from engine.counter import twins as stock
 
 
 def make(stock_units=10, **sale):

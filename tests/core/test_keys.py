@@ -1,7 +1,8 @@
 import pytest
 from redis.crc import key_slot as redis_key_slot
 
-from engine.keys import SLOTS, SlotMap, StockKeys, even_slot_ranges, key_slot
+from engine.counter.keys import StockKeys
+from engine.slots import SLOTS, SlotMap, even_slot_ranges, key_slot
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import scripts
-from engine.keys import StockKeys
+from engine.counter.keys import StockKeys
 from engine.pipeline.keys import DetailKeys
 from engine.pipeline.sync import stamp
 
@@ -85,7 +85,7 @@ def test_detail_scripts_agree(redis_client, namespace, initial, steps):
 @given(a=st.integers(0, 8), b=st.integers(0, 8), threshold=st.integers(1, 4),
        qtys=st.lists(st.one_of(st.integers(-1, 4), st.just("x")), min_size=1, max_size=12))
 def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client, namespace, a, b, threshold, qtys):
-    from engine.sharded_keys import PartitionKeys
+    from engine.sharded.keys import PartitionKeys
 
     part = PartitionKeys(namespace, f"pd{next(counter)}")
     detail = DetailKeys(namespace, part.tag)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.keys import StockKeys
-from engine.ops import Eval, Now, Sleep
-from engine.pipeline import Ack, Consume, Message, Publish, Spawn, SyncPipeline
-from engine.pipeline_config import PipelineConfig
+from engine.counter.keys import StockKeys
+from engine.ops import Eval, Now, Sleep, Spawn
+from engine.pipeline import Ack, Consume, Message, Publish, SyncPipeline
+from engine.pipeline.config import PipelineConfig
 from engine.sql import DbBegin, DbCommit, DbExec, DbRollback, SqlResult
 
 COUNTER = StockKeys("t", "sku42")

@@ -14,7 +14,7 @@ from servers import unavailable  # tests/servers.py
 
 @pytest.fixture(scope="session")
 def cluster():
-    """A LocalCluster of 3 masters with slots as engine.keys.even_slot_ranges(3)."""
+    """A LocalCluster of 3 masters with slots as engine.slots.even_slot_ranges(3)."""
     from engine.real.cluster import LocalCluster
     from engine.real.target import TargetError
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import redis
 
-from engine.keys import even_slot_ranges
 from engine.real.cluster import LocalCluster
 from engine.real.target import TargetError
+from engine.slots import even_slot_ranges
 from sim.cli import main
 
 pytestmark = pytest.mark.real

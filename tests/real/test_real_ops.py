@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from engine.ops import Sleep
-from engine.pipeline.ops import Ack, Consume, Publish, Spawn
+from engine.ops import Sleep, Spawn
+from engine.pipeline.ops import Ack, Consume, Publish
 from engine.real import drivers
 from engine.real.interpreter import RealInterpreter
 from engine.real.links import RedisLinks

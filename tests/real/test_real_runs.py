@@ -10,7 +10,7 @@ import pymysql
 import pytest
 import redis
 
-from engine.keys import SlotMap
+from engine.counter.strategy import SingleRedis
 from engine.model import Outcome
 from engine.ops import Eval
 from engine.real import RealOptions, RedisTarget, run_real
@@ -19,8 +19,8 @@ from engine.real.links import RedisLinks
 from engine.real.sql import database_name
 from engine.real.target import TargetError, discover
 from engine.scenario import Scenario
+from engine.slots import SlotMap
 from engine.strategies import STRATEGIES
-from engine.strategies.single_redis import SingleRedis
 from sim.world import simulate
 
 pytestmark = pytest.mark.real

@@ -14,11 +14,10 @@ import pytest
 
 from engine import scripts
 from engine.model import Outcome, Request
-from engine.ops import Eval, Now, Sleep
-from engine.pipeline.ops import Spawn
-from engine.registry import Registry, State
+from engine.ops import Eval, Now, Sleep, Spawn
 from engine.scenario import Scenario, ScenarioError
-from engine.strategies.sharded import Refill, Retire, Sharded
+from engine.sharded.registry import Registry, State
+from engine.sharded.strategy import Refill, Retire, Sharded
 
 
 class Driver:

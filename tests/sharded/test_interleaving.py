@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from engine import scripts
 from engine.model import Request
-from engine.ops import Eval, Now, Sleep
-from engine.pipeline.ops import Spawn
+from engine.ops import Eval, Now, Sleep, Spawn
 from engine.scenario import Scenario
-from engine.strategies.sharded import Refill, Sharded
+from engine.sharded.strategy import Refill, Sharded
 
 
 class Task:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import scripts
-from engine.sharded_keys import PartitionKeys, PoolKeys
+from engine.sharded.keys import PartitionKeys, PoolKeys
 
 pytestmark = pytest.mark.real
 

@@ -1,0 +1,90 @@
+"""Single Redis: one counter on one node, atomic Lua check-and-decrement.
+
+The design article's second step. Its ceiling is one single-threaded server:
+every buyer, sold out or not, costs that server one script run (unless the app
+already knows the sale is over).
+
+With ``pipeline.enabled`` (the default) each deduction also writes its detail
+record in the same Lua script (``deduct_detail``) and the DB learns of the
+sales asynchronously (:mod:`engine.pipeline`); all stock is pre-allocated to
+the one counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from engine.counter import twins  # noqa: F401  (registers the counter scripts)
+from engine.counter.keys import StockKeys
+from engine.model import Inventory, Outcome, Request
+from engine.ops import Eval
+from engine.pipeline import SyncPipeline
+from engine.scripts import BAD_QTY, NO_STOCK_KEY, SOLD_OUT
+from engine.strategy import Ops, Read, Strategy
+
+
+class SingleRedis(Strategy):
+    name = "single_redis"
+    summary = "one Redis counter, Lua check-and-decrement"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.counter = StockKeys(self.namespace, self.scenario.sale.sku)
+        self._keys = self.counter.all()
+        self.pipeline: SyncPipeline | None = None
+        if self.scenario.pipeline.enabled:
+            self.pipeline = SyncPipeline(self.scenario.pipeline, self.scenario.sale.sku, self.namespace, self.note)
+            self.pipeline.add_partition(self.counter)
+        self._use_flag = self.scenario.sale.soldout_flag
+
+    def setup(self) -> Ops:
+        yield from init_counter(self._keys, self.scenario.sale.stock)
+        if self.pipeline is not None:
+            stock = self.scenario.sale.stock
+            yield from self.pipeline.setup(stock, [(self.counter.tag, stock)])
+
+    def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
+        # the hot path of every simulation: kept free of helper calls on purpose
+        if self.sold_out_seen and self._use_flag:
+            return Outcome.SOLD_OUT
+        if self.pipeline is not None:
+            remaining = yield from self.pipeline.deduct(self.counter, request.qty)
+        else:
+            remaining = yield Eval("deduct", self._keys, (request.qty,))
+        if remaining >= 0:
+            if remaining == 0:
+                self.sold_out_seen = True
+            return Outcome.OK
+        if remaining == SOLD_OUT:
+            self._learn(request, remaining)
+            return Outcome.SOLD_OUT
+        assert remaining in (BAD_QTY, NO_STOCK_KEY), remaining
+        return Outcome.ERROR
+
+    def background(self) -> list[Ops]:
+        return self.pipeline.background() if self.pipeline is not None else []
+
+    def drain(self) -> Ops:
+        if self.pipeline is not None:
+            yield from self.pipeline.drain(self.scenario.sale.stock)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._keys + (self.pipeline.keys() if self.pipeline is not None else ())
+
+    def counters(self) -> dict[str, float]:
+        return self.pipeline.counters() if self.pipeline is not None else {}
+
+    def inventory(self, read: Read) -> Inventory:
+        return Inventory(
+            initial=self.scenario.sale.stock,
+            sold=int(read(self.counter.sold) or 0),
+            holders={"redis": int(read(self.counter.stock) or 0)},
+        )
+
+
+def init_counter(keys: tuple[str, str], stock: int) -> Ops:
+    """Create a stock counter and its sold counter; fail loudly if they exist."""
+    created = yield Eval("init_stock", keys, (stock,))
+    if created != 1:
+        raise RuntimeError(f"stock keys {keys} already exist (init_stock returned {created})")

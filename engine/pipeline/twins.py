@@ -1,0 +1,131 @@
+"""Python twins of the detail-record scripts (``deduct_detail.lua``, ``detail_*.lua``).
+
+A partition's detail records live next to its stock counter (one hash tag):
+a hash ``seq -> "qty|time|status"`` (status ``p`` pending, ``s`` sent, ``a``
+applied), a list of pending seqs (oldest first), a hash of open batches
+``batch id -> "sent_time|seq,seq,..."`` and a meta hash numbering records and
+batches. Replies are what Redis returns for the Lua tables (strings where the
+script returns strings, integers where it returns numbers).
+"""
+
+from __future__ import annotations
+
+from engine.scripts import BAD_QTY, NO_STOCK_KEY, SOLD_OUT, Store, as_int, register
+
+
+def deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]:
+    qty = args[0]
+    if qty.__class__ is not int:
+        qty = as_int(qty)
+        if qty is None:
+            return [BAD_QTY, 0, 0]
+    if qty <= 0:
+        return [BAD_QTY, 0, 0]
+    stock = store.get(keys[0])
+    if stock is None:
+        return [NO_STOCK_KEY, 0, 0]
+    if stock < qty:
+        return [SOLD_OUT, 0, 0]
+    store[keys[1]] = store.get(keys[1], 0) + qty
+    stock -= qty
+    store[keys[0]] = stock
+    return [stock, *write_detail(store, keys[2], keys[3], keys[4], qty, args[1])]
+
+
+def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, t: str) -> tuple[int, int]:
+    """Number a new pending record ``qty|t|p``; return its seq and the partition's pending count."""
+    numbers = store.setdefault(meta, {})
+    seq = numbers["seq"] = numbers.get("seq", 0) + 1
+    store.setdefault(details, {})[str(seq)] = f"{qty}|{t}|p"
+    queue = store.setdefault(pending, [])
+    queue.append(str(seq))
+    return seq, len(queue)
+
+
+def _restatus(details: dict[str, str], seq: str, status: str) -> str:
+    record = details[seq] = details[seq][:-1] + status
+    return record
+
+
+def detail_collect(store: Store, keys: tuple, args: tuple) -> list:
+    pending = store.get(keys[1])
+    if not pending:
+        return []
+    take = int(args[1])
+    seqs = pending[:take]
+    del pending[:take]
+    if not pending:
+        del store[keys[1]]  # Redis deletes an emptied list
+    meta = store.setdefault(keys[3], {})
+    batch = meta["batch"] = meta.get("batch", 0) + 1
+    details = store[keys[0]]
+    out: list[str] = []
+    for seq in seqs:
+        out += (seq, _restatus(details, seq, "s"))
+    store.setdefault(keys[2], {})[str(batch)] = f"{args[0]}|{','.join(seqs)}"
+    return [batch, out]
+
+
+def detail_stale(store: Store, keys: tuple, args: tuple) -> list:
+    batches = store.get(keys[1])
+    if not batches:
+        return []
+    cutoff = float(args[0]) - float(args[1])
+    due = []
+    for batch, value in batches.items():
+        sent, _, seqs = value.partition("|")
+        if float(sent) <= cutoff:
+            due.append((int(batch), seqs))
+    due.sort()
+    details = store[keys[0]]
+    out = []
+    for batch, seqs in due:
+        batches[str(batch)] = f"{args[0]}|{seqs}"
+        records: list[str] = []
+        for seq in seqs.split(","):
+            records += (seq, details[seq])
+        out.append([batch, records])
+    return out
+
+
+def detail_applied(store: Store, keys: tuple, args: tuple) -> int:
+    batches = store.get(keys[1])
+    value = batches.pop(str(args[0]), None) if batches else None
+    if value is None:
+        return 0
+    if not batches:
+        del store[keys[1]]  # Redis deletes an emptied hash
+    details = store[keys[0]]
+    seqs = value.partition("|")[2].split(",")
+    for seq in seqs:
+        _restatus(details, seq, "a")
+    return len(seqs)
+
+
+def detail_backlog(store: Store, keys: tuple, args: tuple) -> list[int]:
+    return [len(store.get(keys[0], ())), len(store.get(keys[1], ()))]
+
+
+def detail_summary(store: Store, keys: tuple, args: tuple) -> list[int]:
+    records = qty = pending = sent = applied = applied_qty = 0
+    for record in store.get(keys[0], {}).values():
+        n = int(record.partition("|")[0])
+        status = record[-1]
+        records += 1
+        qty += n
+        if status == "p":
+            pending += 1
+        elif status == "s":
+            sent += 1
+        else:
+            applied += 1
+            applied_qty += n
+    return [records, qty, pending, sent, applied, applied_qty, int(store.get(keys[1]) or 0)]
+
+
+register("deduct_detail", deduct_detail, __package__)
+register("detail_collect", detail_collect, __package__)
+register("detail_stale", detail_stale, __package__)
+register("detail_applied", detail_applied, __package__)
+register("detail_backlog", detail_backlog, __package__)
+register("detail_summary", detail_summary, __package__)

@@ -1,0 +1,438 @@
+"""Sharded stock: partitions of two sub-domains on many Redis nodes, refilled from a pool.
+
+The design article's answer to the single-node ceiling. Stock starts in the
+pre-allocation pool; each partition takes ``preallocation`` units at setup.
+A buyer's request goes to a partition picked by its app's registry (policy +
+sufficiency check) and is one atomic script on that partition's node. When
+the active sub-domain runs below the threshold the script switches to the
+other one and hands out a refill ticket for the idle one; the request spawns
+a task that takes stock from the pool and credits it, each step idempotent by
+ticket. A partition that answers "not enough" makes the request fall back to
+another one, up to a bound; when nothing looks sufficient the request waits
+for news while the registry believes stock remains, and the buyer hears
+"sold out" once every partition has left the registry.
+
+The app never reads a global truth: it learns from replies and from a
+periodic refresh, so each app's registry is stale in its own way. The
+simulator may hand the strategy an ``oracle`` (free, exact reads) used for
+one metric only: whether a refusal was false (stock remained somewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from engine.model import Inventory, Outcome, Request
+from engine.ops import NOW, Eval, Sleep, Spawn
+from engine.pipeline import SyncPipeline
+from engine.scripts import SOLD_OUT
+from engine.sharded.keys import PartitionKeys, PoolKeys, balanced_tags, hash_tags, pool_tag
+from engine.sharded.registry import Registry, State
+from engine.sharded.twins import RETIRED
+from engine.slots import SlotMap
+from engine.strategy import Ops, Read, Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class Refill:
+    """A job for an injection worker: move up to ``want`` units from the pool into a partition.
+
+    ``sub`` is the target sub-domain (-1: whichever is idle when the job runs);
+    ``flag`` is the sub-domain whose refill ticket this settles (-1: a top-up).
+    """
+
+    partition: int
+    sub: int
+    ticket: str
+    want: int
+    flag: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """A job: take a partition offline and give its stock back to the pool."""
+
+    partition: int
+
+
+class App:
+    """One app instance: its registry, its injection jobs in progress, its sold-out flag."""
+
+    def __init__(self, index: int, registry: Registry):
+        self.index = index
+        self.registry = registry
+        self.jobs: list[Refill | Retire] = []  # spawned and not finished yet (drain waits for them)
+        self.sold_out = False
+        self.topups = 0
+        self.retiring: set[int] = set()
+        self.topping: set[int] = set()  # partitions with a top-up of this app running
+        self.seen_tickets: dict[int, list[list[int]]] = {}  # partition -> [epoch, sightings] per sub-domain
+
+
+class Sharded(Strategy):
+    RECOVER_AFTER = 3  # refreshes that must see the same refill ticket out before it is re-run
+    DRAIN_POLL = 0.001  # seconds between drain's looks at the jobs still running
+
+    name = "sharded"
+    summary = "partitions with A/B sub-domains on many Redis nodes, refilled from a pre-allocation pool"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        scenario = self.scenario
+        cfg = self.cfg = scenario.sharded
+        sku = scenario.sale.sku
+        slots = SlotMap.even(scenario.redis.nodes)
+        if cfg.placement == "balanced":
+            tags = balanced_tags(sku, cfg.partitions, slots)
+        else:
+            tags = hash_tags(sku, cfg.partitions)
+        self.parts = [PartitionKeys(self.namespace, tag) for tag in tags]
+        self.pool = PoolKeys(self.namespace, pool_tag(sku))
+        self.part_node = [slots.node_of(p.a) for p in self.parts]
+        self.pool_node = slots.node_of(self.pool.stock)
+        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, cfg.apps, cfg.inflight_share)) for k in range(cfg.apps)]
+        self._deduct_keys = [p.deduct_keys() for p in self.parts]
+        self.pipeline: SyncPipeline | None = None
+        if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
+            self.pipeline = SyncPipeline(scenario.pipeline, sku, self.namespace, self.note)
+            for part in self.parts:
+                self.pipeline.add_partition(part)
+        self.oracle: Read | None = None  # exact reads for the false sold-out metric only
+        self._all_sold = False
+        self.node_ops = [0] * scenario.redis.nodes
+        self.part_requests = [0] * cfg.partitions
+        self.stats = dict.fromkeys(
+            ("switches", "injections", "waits", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
+             "fallbacks", "refused_exhausted", "refused_bound", "refused_waiting", "false_sold_outs", "removals",
+             "retired", "returned_units", "recovered_tickets", "duplicate_tickets"), 0)
+        self.stranded = 0
+
+    # --- life cycle -----------------------------------------------------
+    def setup(self) -> Ops:
+        cfg = self.cfg
+        if self.pipeline is not None:  # DB ledger: all stock in the pool; _move records each pre-allocation
+            yield from self.pipeline.setup(self.scenario.sale.stock, [])
+        created = yield self._eval(self.pool_node, "pool_init", (self.pool.stock,), (self.scenario.sale.stock,))
+        if created != 1:
+            raise RuntimeError(f"pool {self.pool.stock} already exists (pool_init returned {created})")
+        first = min(cfg.subdomain_size, cfg.preallocation)
+        for i, part in enumerate(self.parts):
+            created = yield self._eval(self.part_node[i], "partition_init", part.init_keys())
+            if created != 1:
+                raise RuntimeError(f"partition {part.tag} already exists (partition_init returned {created})")
+            for sub, want in ((0, first), (1, cfg.preallocation - first)):
+                if want > 0:
+                    _, credited = yield from self._move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
+                    for app in self.apps:
+                        app.registry.on_injected(i, credited)
+        pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+        for app in self.apps:
+            app.registry.on_pool(pool)
+            for view in app.registry.views:
+                if view.remaining == 0:
+                    view.state = State.REMOVED if pool == 0 else State.DRAINED
+
+    def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
+        app = self.apps[request.id % len(self.apps)]
+        qty = request.qty
+        if app.sold_out and self.scenario.sale.soldout_flag:
+            self._refused(qty)
+            return Outcome.SOLD_OUT
+        registry = app.registry
+        tried: tuple[int, ...] = ()
+        i = registry.select(qty)
+        if i is None:
+            i = yield from self._await_refill(registry, qty)
+        while i is not None:
+            registry.send(i, qty)
+            self.node_ops[self.part_node[i]] += 1
+            self.part_requests[i] += 1
+            if self.pipeline is None:
+                status, remaining, active, switched, ticket = yield Eval(
+                    "partition_deduct", self._deduct_keys[i], (qty, self.cfg.threshold))
+            else:
+                status, remaining, active, switched, ticket = yield from self.pipeline.deduct_with(
+                    "partition_deduct_detail", self._deduct_keys[i], (qty, self.cfg.threshold), self.parts[i].tag)
+            registry.reply(i, qty)
+            if status == 0:
+                before = registry.views[i].state
+                registry.on_sold(i, remaining, active)
+                if switched or ticket or registry.views[i].state is not before:
+                    t = yield NOW
+                    job = self._after_sale(app, t, i, active, switched, ticket, before)
+                    if job is not None:
+                        yield self._spawn(app, job)  # the refill runs as its own task: the buyer does not wait
+                return Outcome.OK
+            if status != SOLD_OUT and status != RETIRED:
+                return Outcome.ERROR
+            self.stats["partition_refusals"] += 1
+            before = registry.views[i].state
+            state = registry.on_refused(i, remaining, retired=status == RETIRED, refill_pending=ticket > 0)
+            if state is State.REMOVED and before is not State.REMOVED:
+                t = yield NOW
+                self._removed(app, t, i)
+            elif (self.cfg.return_stranded and status == SOLD_OUT and remaining > 0 and registry.pool_empty
+                  and i not in app.retiring):
+                app.retiring.add(i)  # its leftover (< qty) goes back to the pool and on to a live partition
+                yield self._spawn(app, Retire(i))
+            if len(tried) >= self.cfg.fallback_tries:
+                tried += (i,)
+                break
+            tried += (i,)
+            i = registry.select(qty, tried)
+            if i is None and len(tried) <= self.cfg.fallback_tries:
+                i = yield from self._await_refill(registry, qty, tried)
+            if i is not None:
+                self.stats["fallbacks"] += 1
+        if registry.hopeless(qty):
+            app.sold_out = registry.exhausted  # every partition has left the registry: refuse the rest at once
+            self.stats["refused_exhausted"] += 1  # nothing left that could serve qty, as far as this app knows
+        elif len(tried) > self.cfg.fallback_tries:
+            self.stats["refused_bound"] += 1  # the fallback bound ran out
+        else:
+            self.stats["refused_waiting"] += 1  # nothing looked sufficient, even after refill_wait
+        self._refused(qty)
+        return Outcome.SOLD_OUT
+
+    def _await_refill(self, registry: Registry, qty: int, tried: tuple[int, ...] = ()) -> Ops:
+        """No partition looks sufficient, yet the pool may refill some: wait a little, then look again.
+
+        Returns a partition, or None once ``refill_wait`` has passed or nothing can serve ``qty``
+        any more (no partition holds it, no refill is on its way, the pool is empty): then the
+        buyer hears "sold out".
+        """
+        waited, step, longest = 0.0, self.cfg.wait_step, self.cfg.refresh_interval
+        seen = registry.version
+        while waited < self.cfg.refill_wait and not registry.hopeless(qty):
+            nap = min(step, self.cfg.refill_wait - waited)
+            yield Sleep(nap)
+            waited += nap
+            step = min(2 * step, max(longest, self.cfg.wait_step))  # back off: news comes by refresh
+            if registry.version == seen or registry.most_free() < qty:
+                continue  # nothing learned since the last look, or still nothing free
+            seen = registry.version
+            i = registry.select(qty, tried)
+            if i is not None:
+                self.stats["waits"] += 1
+                return i
+        return None
+
+    def background(self) -> list[Ops]:
+        gens: list[Ops] = []
+        for app in self.apps:
+            gens += [self._refresher(app, i) for i in range(len(self.parts))]
+            gens.append(self._pool_refresher(app))
+        if self.pipeline is not None:
+            gens += self.pipeline.background()
+        return gens
+
+    def drain(self) -> Ops:
+        """Finish every injection job, then count (and optionally return) what partitions hold."""
+        while any(app.jobs for app in self.apps):
+            yield Sleep(self.DRAIN_POLL)
+        for i, part in enumerate(self.parts):
+            a, b, active, _, _ = yield self._eval(self.part_node[i], "partition_status", part.status_keys())
+            if active >= 0:
+                self.stranded += a + b
+                if self.cfg.return_stranded and a + b > 0:
+                    yield from self._retire(self.apps[0], i, topup=False)
+        if self.pipeline is not None:  # last: every sale and every stock move is final by now
+            yield from self.pipeline.drain(self.scenario.sale.stock)
+
+    # --- injection, retirement, refresh ----------------------------------
+    def _after_sale(self, app: App, t: float, i: int, active: int, switched: int, ticket: int,
+                    before: State) -> Refill | None:
+        """Note a switch or a removal; a refill ticket becomes a job to spawn."""
+        if switched:
+            self.stats["switches"] += 1
+            self.note(t, "switch", partition=i, active=active, app=app.index)
+        if app.registry.views[i].state is State.REMOVED and before is not State.REMOVED:
+            self._removed(app, t, i)
+        if ticket:
+            idle = 1 - active
+            return Refill(i, idle, f"p{i}:e{ticket}", self.cfg.injection, idle)
+        return None
+
+    def _removed(self, app: App, t: float, i: int) -> None:
+        self.stats["removals"] += 1
+        self.note(t, "removed", partition=i, app=app.index)
+
+    def _spawn(self, app: App, job: Refill | Retire) -> Spawn:
+        """The op that starts ``job`` as its own task (every refill at once, none queued behind another)."""
+        app.jobs.append(job)
+        return Spawn(self._run(app, job))
+
+    def _run(self, app: App, job: Refill | Retire) -> Ops:
+        try:
+            if isinstance(job, Retire):
+                yield from self._retire(app, job.partition, topup=True)
+            else:
+                yield from self._refill(app, job)
+        finally:
+            app.jobs.remove(job)
+            app.topping.discard(job.partition)
+
+    def _refill(self, app: App, job: Refill) -> Ops:
+        i = job.partition
+        sub = job.sub if job.sub >= 0 else 1 - app.registry.views[i].active
+        grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (job.ticket, job.want))
+        applied, credited = yield from self._move(i, sub, job.ticket, grant, job.flag, taken=True)
+        t = yield NOW
+        app.registry.on_injected(i, credited)
+        if grant < job.want:
+            app.registry.on_pool(0)  # it gave less than asked: it is empty now
+        if not applied:
+            self.stats["duplicate_tickets"] += 1  # run before (a recovery and a slow first run): no effect
+        elif grant > 0:
+            self.stats["injections"] += 1
+            self.stats["injected_units"] += grant
+            self.note(t, "injection", partition=i, sub=sub, units=credited, ticket=job.ticket, app=app.index)
+        else:
+            self.stats["dry_refills"] += 1
+
+    def _move(self, i: int, sub: int, ticket: str, want: int, flag: int, taken: bool = False) -> Ops:
+        """Pool -> partition ``i``'s sub-domain by ``ticket`` (``want`` already granted if ``taken``).
+
+        Returns (applied, credited): applied is False when the ticket had been applied before.
+        """
+        grant = want
+        if not taken:
+            grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (ticket, want))
+        if grant < 0:
+            raise RuntimeError(f"pool_take {ticket} failed with {grant}")
+        status, credited, bounced = yield self._eval(
+            self.part_node[i], "partition_inject", self.parts[i].inject_keys(sub),
+            (ticket, grant, flag, self.cfg.subdomain_size))
+        if status < 0:
+            raise RuntimeError(f"partition_inject {ticket} failed with {status}")
+        if self.pipeline is not None:  # the DB ledger: pool -> pre-allocated (queued, in order)
+            yield from self.pipeline.move_later(self.parts[i].tag, credited)
+        if bounced:
+            self.stats["bounced_units"] += bounced
+            yield from self._give_back(i, f"back:{ticket}", bounced)
+        return status == 1, credited
+
+    def _give_back(self, i: int, ticket: str, units: int) -> Ops:
+        status = yield self._eval(self.pool_node, "pool_return", self.pool.return_keys(i), (ticket, units))
+        if status < 0:
+            raise RuntimeError(f"pool_return {ticket} failed with {status}")
+
+    def _retire(self, app: App, i: int, topup: bool) -> Ops:
+        status, units = yield self._eval(self.part_node[i], "partition_retire", self.parts[i].retire_keys())
+        if status != 1:
+            return
+        t = yield NOW
+        self.stats["retired"] += 1
+        self.note(t, "retire", partition=i, units=units, app=app.index)
+        app.registry.on_status(i, 0, 0, -1)
+        if units == 0:
+            return
+        yield from self._give_back(i, f"retire:p{i}", units)
+        if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool (queued, in order)
+            yield from self.pipeline.move_later(self.parts[i].tag, units, preallocation=False)
+        self.stats["returned_units"] += units
+        # Gather the units in one partition this app has not retired (an empty one is fine: the
+        # refill revives it), the one believed to hold most, so that pieces add up again.
+        keep = [v.index for v in app.registry.views if v.index not in app.retiring]
+        if topup and keep:
+            target = max(keep, key=lambda j: app.registry.views[j].remaining)
+            app.topups += 1
+            yield self._spawn(app, Refill(target, -1, f"top:a{app.index}:{app.topups}", units, -1))
+
+    def _refresher(self, app: App, i: int) -> Ops:
+        """Re-read partition ``i`` every interval; re-run a refill ticket nobody settled."""
+        interval = self.cfg.refresh_interval
+        yield Sleep(interval * (app.index + 1) / len(self.apps))  # apps refresh out of phase
+        keys = self.parts[i].status_keys()
+        node = self.part_node[i]
+        registry = app.registry
+        while True:
+            a, b, active, pend0, pend1 = yield self._eval(node, "partition_status", keys)
+            before = registry.views[i].state
+            state = registry.on_status(i, a, b, active, refill_pending=pend0 > 0 or pend1 > 0)
+            if state is State.REMOVED and before is not State.REMOVED:
+                self._removed(app, (yield NOW), i)
+            if app.sold_out and not registry.exhausted:
+                app.sold_out = False
+            if i % len(self.apps) == app.index:  # this app looks after partition i's tickets
+                yield from self._recover(app, i, (pend0, pend1))
+                if (active >= 0 and a + b < self.cfg.threshold and not (pend0 or pend1)
+                        and not registry.pool_empty and i not in app.topping):
+                    # starving, no refill out (the pool once answered empty, so the script asks for
+                    # none), yet the pool holds stock again (returned units): top it up
+                    app.topping.add(i)
+                    app.topups += 1
+                    yield self._spawn(app, Refill(i, -1, f"top:a{app.index}:{app.topups}", self.cfg.injection, -1))
+            yield Sleep(interval)
+
+    def _recover(self, app: App, i: int, pending: tuple[int, int]) -> Ops:
+        """A ticket pending across RECOVER_AFTER refreshes may be lost (its buyer timed out): run it again.
+
+        Harmless if its first run is merely slow: both steps are idempotent by ticket.
+        """
+        seen = app.seen_tickets.setdefault(i, [[0, 0], [0, 0]])  # per sub-domain: [epoch, sightings]
+        for sub, epoch in enumerate(pending):
+            mark = seen[sub]
+            mark[:] = [epoch, mark[1] + 1] if epoch and epoch == mark[0] else [epoch, 1]
+            if epoch and mark[1] == self.RECOVER_AFTER:
+                self.stats["recovered_tickets"] += 1
+                yield self._spawn(app, Refill(i, sub, f"p{i}:e{epoch}", self.cfg.injection, sub))
+                mark[1] = 0  # if this run is lost too, try again after as many refreshes
+
+    def _pool_refresher(self, app: App) -> Ops:
+        interval = self.cfg.refresh_interval
+        yield Sleep(interval * (app.index + 1) / len(self.apps))
+        while True:
+            units = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+            app.registry.on_pool(units)
+            yield Sleep(interval)
+
+    def _eval(self, node: int, script: str, keys: tuple[str, ...], args: tuple[Any, ...] = ()) -> Eval:
+        self.node_ops[node] += 1
+        return Eval(script, keys, args)
+
+    # --- observation ----------------------------------------------------
+    def _refused(self, qty: int) -> None:
+        """Count a refusal as false when, at this instant, unsold stock >= qty existed anywhere."""
+        if self.oracle is None or self._all_sold:
+            return
+        unsold = self.scenario.sale.stock - sum(int(self.oracle(p.sold) or 0) for p in self.parts)
+        if unsold <= 0:
+            self._all_sold = True
+        elif unsold >= qty:
+            self.stats["false_sold_outs"] += 1
+
+    def keys(self) -> tuple[str, ...]:
+        keys = [key for part in self.parts for key in part.all()]
+        pipeline = self.pipeline.keys() if self.pipeline is not None else ()
+        return (*keys, *self.pool.all(len(self.parts)), *pipeline)
+
+    def inventory(self, read: Read) -> Inventory:
+        def value(key: str) -> int:
+            return int(read(key) or 0)
+
+        holders = {"pool": value(self.pool.stock)}
+        sold = injecting = returning = 0
+        for i, part in enumerate(self.parts):
+            holders[f"p{i}.a"] = value(part.a)
+            holders[f"p{i}.b"] = value(part.b)
+            sold += value(part.sold)
+            injecting += value(self.pool.issued(i)) - value(part.received)
+            returning += value(part.returned) - value(self.pool.back(i))
+        in_flight = {name: units for name, units in (("injection", injecting), ("return", returning)) if units}
+        return Inventory(initial=self.scenario.sale.stock, sold=sold, holders=holders, in_flight=in_flight)
+
+    def counters(self) -> dict[str, float]:
+        figures: dict[str, float] = dict(self.stats)
+        if self.oracle is None:
+            figures["false_sold_outs"] = float("nan")  # unknowable without an exact global view
+        figures["stranded"] = self.stranded
+        loads = self.node_ops
+        figures["skew"] = max(loads) / (sum(loads) / len(loads)) if sum(loads) else float("nan")
+        parts = self.part_requests
+        figures["partition_skew"] = max(parts) / (sum(parts) / len(parts)) if sum(parts) else float("nan")
+        if self.pipeline is not None:
+            figures.update(self.pipeline.counters())
+        return figures

@@ -1,0 +1,79 @@
+"""What every strategy provides to the interpreters.
+
+A strategy object holds the app-side state of one sale (a sold-out flag, a
+registry, ...) and hands out generators; it never performs I/O itself:
+
+- :meth:`setup` yields the ops that put the initial stock in place;
+- :meth:`deduct` yields the ops of one buyer's request and returns an
+  :class:`~engine.model.Outcome`;
+- :meth:`background` gives long-running generators (sync triggers, registry
+  refresh) that the interpreter runs until the sale is over;
+- :meth:`drain` yields the ops that finish outstanding work after the last buyer;
+- :meth:`keys` names every Redis key it may create (cleanup, real-mode safety);
+- :meth:`inventory` says where every unit is, from a snapshot of those keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.model import Inventory, Outcome, Request
+from engine.scenario import Scenario
+
+Ops = Generator[Any, Any, Any]
+Read = Callable[[str], Any]
+
+
+class Strategy:
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, namespace: str = "fs"):
+        self.scenario = scenario
+        self.rng = rng
+        self.namespace = namespace
+        self.sold_out_seen = False
+        self.event_log: list[dict[str, Any]] = []  # notable moments (switches, injections, ...)
+
+    # --- life cycle -----------------------------------------------------
+    def setup(self) -> Ops:
+        return
+        yield
+
+    def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
+        raise NotImplementedError
+
+    def background(self) -> list[Ops]:
+        return []
+
+    def drain(self) -> Ops:
+        return
+        yield
+
+    # --- observation ----------------------------------------------------
+    def keys(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def inventory(self, read: Read) -> Inventory:
+        raise NotImplementedError
+
+    def counters(self) -> dict[str, float]:
+        """Strategy-specific figures for the summary (retries, injections, ...)."""
+        return {}
+
+    def note(self, t: float, kind: str, **fields: Any) -> None:
+        """Record a notable moment (time from a ``Now()`` op); ends up in ``Result.events``."""
+        self.event_log.append({"t": t, "kind": kind, **fields})
+
+    # --- shared helpers -------------------------------------------------
+    def _refuse_locally(self, request: Request) -> bool:
+        """True when the app already knows the sale is over (the sold-out flag)."""
+        return self.sold_out_seen and self.scenario.sale.soldout_flag
+
+    def _learn(self, request: Request, remaining: int) -> None:
+        """Remember a sold-out: after a sale that left 0, or a refusal of one unit."""
+        if remaining == 0 or (remaining < 0 and request.qty == 1):
+            self.sold_out_seen = True

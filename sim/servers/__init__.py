@@ -1,0 +1,1 @@
+"""The simulated servers: Redis nodes, the MySQL server, the message broker."""

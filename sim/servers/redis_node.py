@@ -1,0 +1,133 @@
+"""Redis nodes in simulated time: single-threaded FIFO servers behind a network hop.
+
+A node serves one script at a time in arrival order. Because service is FIFO,
+a script's start and finish follow from the node's ``free_at`` when it
+arrives, so a node needs no queue object and no event of its own: the arrival
+computes the finish time and the reply is scheduled once, at finish plus the
+hop back. The script's reference semantics (its Python twin) is applied to the
+node's in-memory store in that same FIFO order, at the instant its service
+starts: queued scripts wait in ``pending`` and are applied by :meth:`advance`,
+which runs before any reply is delivered and before any outside observer
+(timeline sampler, invariant check) reads the store. So every script, and every
+observer, sees exactly the state a real single-threaded Redis would have.
+
+When the hop delay is constant, arrival order at a node equals send order and
+the arrival is processed at send time: one event per round trip.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import simpy
+
+from engine import scripts
+from engine.distributions import sampler
+from engine.ops import Eval
+from engine.scenario import Dist, RedisConfig
+from engine.slots import SlotMap
+from sim.interpreter import Interpreter, Task, schedule_call
+
+
+class RedisNode:
+    """One single-threaded Redis master: a store, a FIFO clock and its service times."""
+
+    def __init__(self, index: int, config: RedisConfig, rng: np.random.Generator):
+        self.index = index
+        self.store: dict[str, Any] = {}
+        self.free_at = 0.0  # when the node finishes the work already queued
+        self.busy = 0.0  # total service time handed out
+        self.ops = 0
+        self.wait_total = 0.0
+        self.wait_max = 0.0
+        self._default = sampler(config.service_of("default"), rng)
+        self._service = {name: sampler(dist, rng) for name, dist in config.service.items()}
+        self._twins = {name: script.twin for name, script in scripts.REGISTRY.items()}
+        self.pending: deque[tuple[float, Eval, Task]] = deque()  # queued, not yet started
+
+    def execute(self, t: float, op: Eval, task: Task) -> float:
+        """Queue ``op`` arriving at time ``t``; return when its service ends.
+
+        Its reply is set on ``task`` by :meth:`advance` once service has started.
+        """
+        free_at = self.free_at
+        start = t if t > free_at else free_at
+        service = self._service.get(op.script, self._default)()
+        finish = start + service
+        self.free_at = finish
+        self.busy += service
+        self.ops += 1
+        wait = start - t
+        self.wait_total += wait
+        if wait > self.wait_max:
+            self.wait_max = wait
+        self.pending.append((start, op, task))
+        return finish
+
+    def advance(self, now: float) -> None:
+        """Apply, in FIFO order, every queued script whose service has started by ``now``."""
+        pending = self.pending
+        store = self.store
+        twins = self._twins
+        while pending and pending[0][0] <= now:
+            _, op, task = pending.popleft()
+            task.reply = twins[op.script](store, op.keys, op.args)
+
+    def reset_counters(self) -> None:
+        self.busy = 0.0
+        self.ops = 0
+        self.wait_total = 0.0
+        self.wait_max = 0.0
+
+
+class RedisCluster:
+    """Nodes, the slot map that routes keys to them, and the app <-> Redis hop."""
+
+    def __init__(self, env: simpy.Environment, config: RedisConfig, hop: Dist,
+                 node_rngs: list[np.random.Generator], network_rng: np.random.Generator):
+        self.env = env
+        self.nodes = [RedisNode(i, config, rng) for i, rng in enumerate(node_rngs)]
+        self.slots = SlotMap.even(config.nodes)
+        self._route: dict[str, RedisNode] = {}  # key -> owning node, filled on first use
+        self.hop_constant = hop.is_constant
+        self._hop = sampler(hop, network_rng)
+        self._hop_mean = float(hop.mean)
+        self.interpreter: Interpreter | None = None
+
+    def node_for(self, key: str) -> RedisNode:
+        return self.nodes[self.slots.node_of(key)]
+
+    def read(self, key: str) -> Any:
+        """Peek at a key now, without simulated cost (inventory snapshots, invariants)."""
+        node = self.node_for(key)
+        node.advance(self.env._now)
+        return node.store.get(key)
+
+    def submit(self, op: Eval, task: Task) -> None:
+        key = op.keys[0]
+        node = self._route.get(key)
+        if node is None:
+            node = self._route[key] = self.nodes[self.slots.node_of(key)]
+        task.node = node.index
+        now = self.env._now
+        if self.hop_constant:
+            d = self._hop_mean
+            finish = node.execute(now + d, op, task)
+            schedule_call(self.env, finish + d - now, self._deliver, task)
+        else:
+            schedule_call(self.env, self._hop(), self._arrive, (node, op, task))
+
+    def _arrive(self, event: simpy.Event) -> None:
+        node, op, task = event._value
+        now = self.env._now
+        finish = node.execute(now, op, task)
+        schedule_call(self.env, finish + self._hop() - now, self._deliver, task)
+
+    def _deliver(self, event: simpy.Event) -> None:
+        task: Task = event._value
+        node = self.nodes[task.node]
+        if node.pending:
+            node.advance(self.env._now)
+        self.interpreter.resume_checked(task)  # type: ignore[union-attr]
