@@ -11,17 +11,29 @@ registry, ...) and hands out generators; it never performs I/O itself:
 - :meth:`drain` yields the ops that finish outstanding work after the last buyer;
 - :meth:`keys` names every Redis key it may create (cleanup, real-mode safety);
 - :meth:`inventory` says where every unit is, from a snapshot of those keys.
+
+and the hooks an interpreter may use, declared here so that no interpreter
+ever probes a strategy with ``hasattr``/``getattr``:
+
+- :attr:`oracle`: exact, free reads of the whole state, for metrics only
+  (never for decisions); the simulator sets it, the real driver cannot (it
+  stays ``None`` there, and metrics that need it say "unknown");
+- :meth:`reconciliation`: the end-of-run differences of the strategy's sync
+  pipeline; every interpreter counts them as violations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from engine.model import Inventory, Outcome, Request
 from engine.scenario import Scenario
+
+if TYPE_CHECKING:
+    from engine.pipeline.reconcile import Reconciliation
 
 Ops = Generator[Any, Any, Any]
 Read = Callable[[str], Any]
@@ -37,6 +49,7 @@ class Strategy:
         self.namespace = namespace
         self.sold_out_seen = False
         self.event_log: list[dict[str, Any]] = []  # notable moments (switches, injections, ...)
+        self.oracle: Read | None = None  # exact reads for metrics only; set by the simulator (see module doc)
 
     # --- life cycle -----------------------------------------------------
     def setup(self) -> Ops:
@@ -63,6 +76,15 @@ class Strategy:
     def counters(self) -> dict[str, float]:
         """Strategy-specific figures for the summary (retries, injections, ...)."""
         return {}
+
+    def reconciliation(self) -> Reconciliation | None:
+        """The sync pipeline's end-of-run reconciliation (after :meth:`drain`), or None without one."""
+        return None
+
+    def reconciliation_differences(self) -> list[str]:
+        """The reconciliation's differences as violations, ``"reconciliation: ..."`` (empty when none)."""
+        recon = self.reconciliation()
+        return [] if recon is None else [f"reconciliation: {d}" for d in recon.differences]
 
     def note(self, t: float, kind: str, **fields: Any) -> None:
         """Record a notable moment (time from a ``Now()`` op); ends up in ``Result.events``."""

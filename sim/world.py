@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from engine.result import Result, requests_frame, summarize
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
+from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
 from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
 from sim.interpreter import Interpreter, Task, schedule_call
@@ -49,13 +51,20 @@ class World:
         reader = self.readers.get(key.partition(":")[0]) if self.readers else None
         return reader(key) if reader is not None else self.cluster.read(key)
 
-    def run_to_end(self, gen: Any) -> Any:
+    def run_to_end(self, gen: Any, kind: TaskKind = TaskKind.SETUP) -> Any:
         """Run one generator to completion (setup, drain), advancing simulated time."""
         finished = self.env.event()
-        self.interpreter.start(gen, lambda _task, value: finished.succeed(value))  # type: ignore[arg-type]
+        self.interpreter.start(gen, lambda _task, value: finished.succeed(value), kind=kind)  # type: ignore[arg-type]
         if not finished.triggered:
             self.env.run(until=finished)
         return finished.value
+
+    def quiet(self) -> None:
+        """Advance simulated time until every spawned task has finished (setup's DB moves, ...)."""
+        if self.interpreter.spawned:
+            quiet = self.env.event()
+            self.interpreter.on_quiet.append(quiet.succeed)
+            self.env.run(until=quiet)
 
 
 def resolve_strategy(scenario: Scenario, strategy: str | None) -> type[Strategy]:
@@ -80,10 +89,10 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     world = World(scenario, streams)
     env = world.env
     strat = cls(scenario, streams.generator("strategy"))
-    if hasattr(strat, "oracle"):  # exact, free reads for metrics only (false sold-outs), never decisions
-        strat.oracle = world.read
+    strat.oracle = world.read  # exact, free reads for metrics only (false sold-outs), never decisions
 
-    world.run_to_end(strat.setup())
+    world.run_to_end(strat.setup(), TaskKind.SETUP)
+    world.quiet()  # what setup spawned (e.g. DB pre-allocations) lands before the sale, as in real mode
     for node in world.cluster.nodes:
         node.reset_counters()
     t0 = env.now
@@ -101,14 +110,14 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     timeline: list[dict[str, float]] = []
     sampler = _TimelineSampler(env, strat, world.read, scenario.report.timeline_interval, t0, timeline)
     for gen in strat.background():
-        world.interpreter.start(gen, _ignore, math.inf, "background")
+        world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND)
     clients.start()
     if isinstance(clients, OpenLoopClients):
         clients.run(until=clients_done)
     elif not clients_done.triggered:
         env.run(until=clients_done)
     horizon = env.now - t0
-    world.run_to_end(strat.drain())
+    world.run_to_end(strat.drain(), TaskKind.DRAIN)
     world.interpreter.stopping = True
     sampler.stop()
 
@@ -121,7 +130,11 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                         horizon, strat.counters())
     for figures in world.summaries:
         summary.update(figures())
-    violations = inventory.violations()
+    errors = world.interpreter.errors
+    summary.update(errors.figures())
+    if errors.warning():
+        print(errors.warning(), file=sys.stderr)
+    violations = inventory.violations() + strat.reconciliation_differences()
     summary["violations"] = len(violations)
     return Result(
         scenario=scenario, strategy=cls.name, seed=streams.seed, mode="sim", requests=requests,

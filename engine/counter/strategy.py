@@ -19,7 +19,7 @@ from engine.counter import twins  # noqa: F401  (registers the counter scripts)
 from engine.counter.keys import StockKeys
 from engine.model import Inventory, Outcome, Request
 from engine.ops import Eval
-from engine.pipeline import SyncPipeline
+from engine.pipeline import Reconciliation, SyncPipeline
 from engine.scripts import BAD_QTY, NO_STOCK_KEY, SOLD_OUT
 from engine.strategy import Ops, Read, Strategy
 
@@ -74,6 +74,9 @@ class SingleRedis(Strategy):
 
     def counters(self) -> dict[str, float]:
         return self.pipeline.counters() if self.pipeline is not None else {}
+
+    def reconciliation(self) -> Reconciliation | None:
+        return self.pipeline.reconciliation if self.pipeline is not None else None
 
     def inventory(self, read: Read) -> Inventory:
         return Inventory(

@@ -8,8 +8,13 @@ op and runs it until it yields an op that needs a server or the clock:
 - ``Now``   -> the event loop's clock, in seconds since the run's origin (the
   instant setup began, as simulated time starts at 0 before setup);
 - ``Sleep`` -> a loop timer;
+- ``Spawn`` -> a new task of kind SPAWN, started at once; the spawner resumes
+  on the next loop turn (no round trip, so not counted in ``ops``);
 - anything else -> ``handlers[type(op)](task, op)`` installed by the MQ and SQL
   drivers; an op nobody handles stops the run with a message naming it.
+
+The rules for each :class:`~engine.tasks.TaskKind` (stop, setup quiet,
+failure) are the ones of :mod:`engine.tasks`, shared with the simulator.
 
 No asyncio Task per request: replies wake generators directly from the lane
 that read them. Client timeouts are lazy, as in the simulator: a request
@@ -24,8 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.model import Outcome
-from engine.ops import Eval, Now, Sleep
+from engine.ops import Eval, Now, Sleep, Spawn
 from engine.real.target import TargetError
+from engine.tasks import StrategyErrors, TaskFailed, TaskKind
 
 Done = Callable[["Task", Any], None]
 
@@ -37,15 +43,17 @@ class UnsupportedOp(TargetError):
 class Task:
     """One running engine generator."""
 
-    __slots__ = ("gen", "done", "deadline", "node", "ops", "tag", "finished")
+    __slots__ = ("gen", "done", "deadline", "node", "ops", "tag", "kind", "finished")
 
-    def __init__(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None):
+    def __init__(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
+                 kind: TaskKind = TaskKind.REQUEST):
         self.gen = gen
         self.done = done
         self.deadline = deadline  # loop time after which the client has given up
         self.node = -1  # last Redis master this task talked to
         self.ops = 0  # ops that left the app (server round trips)
-        self.tag = tag
+        self.tag = tag  # the owner's bookkeeping (e.g. request index)
+        self.kind = kind
         self.finished = False
 
 
@@ -60,51 +68,65 @@ class RealInterpreter:
         self.abandon_hooks: list[Callable[[Task], None]] = []  # called when a task is dropped mid-way
         self.spawned = 0  # live tasks started by Spawn ops
         self._quiet: list[asyncio.Future[None]] = []
-        self.stopping = False  # the sale is over: background tasks end at their next wake
+        self.stopping = False  # the sale is over: background and spawned tasks end at their next wake
         self.failure: asyncio.Future[None] = loop.create_future()
         self.failure_error: Exception | None = None
-        self.errors = 0  # requests ended by an exception (a server error reply the strategy did not handle)
-        self.first_error: str | None = None
+        self.errors = StrategyErrors()  # requests ended by an exception (e.g. a server error reply not handled)
 
-    def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None) -> Task:
-        task = Task(gen, done, deadline, tag)
+    def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
+              kind: TaskKind = TaskKind.REQUEST) -> Task:
+        task = Task(gen, done, deadline, tag, kind)
         self.resume(task, None)
         return task
 
     def resume(self, task: Task, value: Any, error: Exception | None = None) -> None:
         """Send ``value`` (or throw ``error``) into the generator and run it to its next waiting op."""
         gen = task.gen
-        try:
-            op = gen.send(value) if error is None else gen.throw(error)
-            while True:
-                kind = op.__class__
-                if kind is Eval:
-                    task.ops += 1
-                    self.redis.submit(op, task)
-                    return
-                if kind is Now:
-                    op = gen.send(self.loop.time() - self.origin)
-                    continue
-                if kind is Sleep:
-                    self.loop.call_later(max(0.0, op.seconds), self.wake, task, None)
-                    return
-                handler = self.handlers.get(kind)
-                if handler is None:
-                    gen.close()
-                    task.finished = True
-                    known = ", ".join(sorted(k.__name__ for k in (Eval, Now, Sleep, *self.handlers)))
-                    self.abort(UnsupportedOp(f"the real driver cannot run op {kind.__name__} yet "
-                                             f"(it runs: {known})"))
-                    return
-                task.ops += 1
-                handler(task, op)
+        while True:
+            try:
+                op = gen.send(value) if error is None else gen.throw(error)
+            except StopIteration as stop:
+                task.finished = True
+                task.done(task, stop.value)
                 return
-        except StopIteration as stop:
-            task.finished = True
-            task.done(task, stop.value)
-        except Exception as err:  # the strategy raised: a request error, or a fatal background failure
-            task.finished = True
-            self._crashed(task, err)
+            except Exception as err:  # the strategy raised: a request error, or a fatal failure of another task
+                task.finished = True
+                self._crashed(task, err)
+                return
+            error = None
+            kind = op.__class__
+            if kind is Now:
+                value = self.loop.time() - self.origin
+                continue
+            try:
+                self._dispatch(task, op, kind)
+            except Exception as err:  # the driver failed (not the strategy): the run cannot go on
+                gen.close()
+                task.finished = True
+                self.abort(err)
+            return
+
+    def _dispatch(self, task: Task, op: Any, kind: type) -> None:
+        """Hand a waiting op to whoever answers it (Redis lanes, a timer, a driver)."""
+        if kind is Eval:
+            task.ops += 1
+            self.redis.submit(op, task)
+        elif kind is Sleep:
+            self.loop.call_later(max(0.0, op.seconds), self.wake, task, None)
+        elif kind is Spawn:  # local: no round trip, so not counted in ops
+            self.spawn(op.gen)
+            self.loop.call_soon(self.wake, task, None)
+        else:
+            handler = self.handlers.get(kind)
+            if handler is None:
+                task.gen.close()
+                task.finished = True
+                known = ", ".join(sorted(k.__name__ for k in (Eval, Now, Sleep, Spawn, *self.handlers)))
+                self.abort(UnsupportedOp(f"the real driver cannot run op {kind.__name__} yet "
+                                         f"(it runs: {known})"))
+                return
+            task.ops += 1
+            handler(task, op)
 
     def wake(self, task: Task, reply: Any) -> None:
         """Resume ``task`` with ``reply`` (called by lanes, timers and other drivers)."""
@@ -114,16 +136,16 @@ class RealInterpreter:
             self.abandon(task)
             task.done(task, Outcome.TIMEOUT)
             return
-        if self.stopping and task.tag in ("background", "spawn"):
+        if self.stopping and task.kind.ends_when_stopped:
             self.abandon(task)
             task.done(task, None)
             return
         self.resume(task, reply)
 
     def spawn(self, gen: Any) -> Task:
-        """Start ``gen`` as an independent task (a ``Spawn`` op); :meth:`quiet` waits for all of them."""
+        """Start ``gen`` as a task of kind SPAWN (a ``Spawn`` op); :meth:`quiet` waits for all of them."""
         self.spawned += 1
-        return self.start(gen, self._spawn_done, math.inf, "spawn")
+        return self.start(gen, self._spawn_done, math.inf, None, TaskKind.SPAWN)
 
     def _spawn_done(self, _task: Task, _value: Any) -> None:
         self.spawned -= 1
@@ -153,17 +175,16 @@ class RealInterpreter:
             self.resume(task, None, err)
 
     def _crashed(self, task: Task, err: Exception) -> None:
-        if task.tag == "spawn":
+        """The failure rule of :mod:`engine.tasks`: a request errs, any other task stops the run."""
+        if task.kind is TaskKind.SPAWN:
             self._spawn_done(task, None)
-        if isinstance(task.tag, int):  # a buyer's request: counted as an error, the run goes on
-            self.errors += 1
-            if self.first_error is None:
-                self.first_error = f"{err.__class__.__name__}: {err}"
+        if task.kind is TaskKind.REQUEST:  # a buyer's request: counted as an error, the run goes on
+            self.errors.record(err)
             task.done(task, Outcome.ERROR)
         elif isinstance(err, TargetError):  # a server refused (e.g. a scratch schema exists): say so as is
             self.abort(err)
-        else:  # setup, drain or a background task: the run cannot be trusted
-            self.abort(RuntimeError(f"{task.tag or 'a task'} failed: {err.__class__.__name__}: {err}"))
+        else:  # setup, drain, a background or a spawned task: the run cannot be trusted
+            self.abort(TaskFailed(task.kind, err))
 
     def abort(self, err: Exception) -> None:
         """Stop the run: whoever awaits :attr:`failure` gets ``err``."""
@@ -171,14 +192,14 @@ class RealInterpreter:
             self.failure.set_result(None)
             self.failure_error = err
 
-    async def run_to_end(self, gen: Any, tag: str) -> Any:
+    async def run_to_end(self, gen: Any, kind: TaskKind | str = TaskKind.SETUP) -> Any:
         """Run one generator (setup, drain) to completion; raise if the run failed meanwhile."""
         finished: asyncio.Future[Any] = self.loop.create_future()
         def done(_task: Task, value: Any) -> None:
             if not finished.done():
                 finished.set_result(value)
 
-        self.start(gen, done, math.inf, tag)
+        self.start(gen, done, math.inf, None, TaskKind(kind))
         await self.until(finished)
         return finished.result()
 

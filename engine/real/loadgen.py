@@ -173,6 +173,11 @@ class ClosedLoopUsers:
             self.all_done.set_result(None)
         await wait_answered(self.interpreter, self.all_done, self.end + self.workload.timeout, lambda: len(self._sent))
 
+    @property
+    def finished(self) -> int:
+        """Requests answered (or given up) so far."""
+        return len(self.rows)
+
     def _send(self) -> None:
         loop = self.interpreter.loop
         now = loop.time()

@@ -1,4 +1,4 @@
-"""The sync pipeline's message queue on Redis Streams, and ``Spawn``.
+"""The sync pipeline's message queue on Redis Streams.
 
 One stream per topic (under the run's namespace, so cleanup removes it) and
 one consumer group, ``flashsim``, created at the stream's start (id 0) the
@@ -11,8 +11,7 @@ consumer arrives is missed:
   COUNT 1`` first (a message delivered but not acknowledged in time is
   delivered again, to whoever asks: at-least-once for real), its delivery
   count from ``XPENDING``; else ``XREADGROUP ... COUNT 1 BLOCK <block ms>``;
-- ``Ack``      -> ``XACK`` (True if the entry was still pending);
-- ``Spawn``    -> start the generator as its own task and resume the spawner.
+- ``Ack``      -> ``XACK`` (True if the entry was still pending).
 
 Blocking reads use their own pooled connections (a client per master), never
 the EVALSHA lanes.
@@ -27,7 +26,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from engine.ops import Spawn
 from engine.pipeline.ops import Ack, Consume, Message, Publish
 from engine.real.drivers import DRIVERS, Context, Driver
 from engine.real.interpreter import RealInterpreter, Task
@@ -68,7 +66,6 @@ class StreamsMQ(Driver):
         handlers[Publish] = lambda task, op: self._later(task, self._publish(op))
         handlers[Consume] = lambda task, op: self._later(task, self._consume(op))
         handlers[Ack] = lambda task, op: self._later(task, self._ack(op))
-        handlers[Spawn] = self._spawn
 
     async def _connect(self) -> None:
         if self.clients:
@@ -81,12 +78,6 @@ class StreamsMQ(Driver):
     async def close(self) -> None:
         for client in self.clients:
             await client.aclose()
-
-    def _spawn(self, task: Task, op: Spawn) -> None:
-        assert self.interpreter is not None
-        task.ops -= 1  # a spawn costs no round trip
-        self.interpreter.spawn(op.gen)
-        self.interpreter.loop.call_soon(self.interpreter.wake, task, None)
 
     def _later(self, task: Task, work: Any) -> None:
         asyncio.get_running_loop().create_task(self._answer(task, work))

@@ -43,6 +43,7 @@ from engine.result import Result, requests_frame, summarize
 from engine.scenario import Scenario
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
+from engine.tasks import StrategyErrors, TaskKind
 from engine.workload import open_loop_schedule
 
 Progress = Callable[[int, int | None], None]
@@ -83,8 +84,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     try:
         topology, origin, cpu_before = asyncio.run(_prepare(strat, options.target, context))
         owned = True
-        logs, counters, events, errors, first_error, t0, t_clients, cpu_after, timeline, recon = _load(
-            strat, scenario, seed, options, topology, origin, progress, context)
+        load = _load(strat, scenario, seed, options, topology, origin, progress, context)
         inventory, checks = asyncio.run(_final(strat, options.target, topology, context))
     finally:
         try:
@@ -92,20 +92,20 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                 asyncio.run(_cleanup(options.target, namespace, context))
         finally:
             restore()
-    requests = _merge(logs, scenario)
-    node_busy = [after - before for before, after in zip(cpu_before, cpu_after)]
-    summary = summarize(cls.name, requests, inventory, node_busy, t_clients - (t0 - origin), counters)
-    violations = inventory.violations() + checks + [f"reconciliation: {d}" for d in recon]
+    requests = _merge(load.logs, scenario)
+    node_busy = [after - before for before, after in zip(cpu_before, load.cpu)]
+    summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters)
+    summary.update(load.errors.figures())
+    if load.errors.warning():
+        print(load.errors.warning(), file=sys.stderr)
+    violations = inventory.violations() + checks + load.reconciliation
     summary["violations"] = len(violations)
-    summary["driver_errors"] = errors
-    if first_error:
-        print(f"flashsim real: {errors} request(s) failed; first: {first_error}", file=sys.stderr)
-    events_frame = pd.DataFrame(events)
+    events_frame = pd.DataFrame(load.events)
     if not events_frame.empty:
-        events_frame["t"] = events_frame["t"] - (t0 - origin)
+        events_frame["t"] = events_frame["t"] - (load.t0 - origin)
         events_frame = events_frame.sort_values("t", kind="stable").reset_index(drop=True)
     return Result(scenario=scenario, strategy=cls.name, seed=streams.seed, mode="real", requests=requests,
-                  timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
+                  timeline=pd.DataFrame(load.timeline), summary=summary, inventory=inventory, violations=violations,
                   events=events_frame, wall_seconds=time.perf_counter() - wall)
 
 
@@ -144,7 +144,7 @@ async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Contex
         origin = loop.time()
         interpreter, links, opened = await _interpreter(target, topology, origin, 1, context)
         try:
-            await interpreter.run_to_end(strat.setup(), "setup")
+            await interpreter.run_to_end(strat.setup(), TaskKind.SETUP)
             await interpreter.quiet()  # what setup spawned (e.g. DB pre-allocations) lands before the sale
         finally:
             await _close(links, opened)
@@ -170,8 +170,23 @@ async def _close(links: RedisLinks, opened: list[Any]) -> None:
     await links.close()
 
 
+@dataclass
+class _Load:
+    """What the workers of one run sent back, merged (and the coordinator's timeline)."""
+
+    logs: list[WorkerLog]
+    counters: dict[str, float]  # the strategy's and the servers' figures, summed over workers
+    events: list[dict[str, Any]]
+    errors: StrategyErrors
+    t0: float  # loop time of the sale start
+    t_clients: float  # seconds from the origin until the last worker's buyers were done
+    cpu: list[float]  # Redis CPU seconds per master after the drain
+    timeline: list[dict[str, float]]
+    reconciliation: list[str]  # the pipeline's differences, as violations (worker 0 drains)
+
+
 def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, topology: Topology,
-          origin: float, progress: Progress | None, context: drivers.Context) -> Any:
+          origin: float, progress: Progress | None, context: drivers.Context) -> _Load:
     """Fork the workers, sample the timeline while they run, gather their logs."""
     workers = options.workers
     ctx = multiprocessing.get_context("fork")
@@ -213,11 +228,12 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     for out in outs:  # the servers' side (DB statements, MQ deliveries), summed over workers
         for key, value in out["servers"].items():
             counters[key] = counters.get(key, 0.0) + value
-    events = [e for out in outs for e in out["events"]]
-    errors = sum(o["errors"] for o in outs)
-    first_error = next((o["first_error"] for o in outs if o["first_error"]), None)
-    t_clients = max(o["t_clients"] for o in outs)
-    return logs, counters, events, errors, first_error, t0, t_clients, outs[0]["cpu"], timeline, outs[0]["recon"]
+    errors = StrategyErrors()
+    for out in outs:
+        errors.merge(out["errors"])
+    return _Load(logs=logs, counters=counters, events=[e for out in outs for e in out["events"]], errors=errors,
+                 t0=t0, t_clients=max(o["t_clients"] for o in outs), cpu=outs[0]["cpu"], timeline=timeline,
+                 reconciliation=outs[0]["recon"])
 
 
 def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
@@ -248,16 +264,16 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
     try:
         if plan.index == 0:
             for gen in strat.background():
-                interpreter.start(gen, lambda _task, _value: None, tag="background")
+                interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
         clients: Any = (ClosedLoopUsers if plan.schedule is None else OpenLoopSender)(interpreter, strat.deduct, plan)
         if plan.t0 > loop.time():
             await asyncio.sleep(plan.t0 - loop.time())
         await clients.run()
         t_clients = loop.time() - plan.origin
-        plan.progress[plan.index] = clients.finished if hasattr(clients, "finished") else len(clients.rows)
+        plan.progress[plan.index] = clients.finished
         await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
         if plan.index == 0:
-            await interpreter.run_to_end(strat.drain(), "drain")
+            await interpreter.run_to_end(strat.drain(), TaskKind.DRAIN)
         interpreter.stopping = True
         cpu: list[float] = []
         if plan.index == 0:
@@ -267,8 +283,8 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
             finally:
                 await servers.close()
         return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
-                "errors": interpreter.errors, "first_error": interpreter.first_error,
-                "t_clients": t_clients, "cpu": cpu, "recon": _reconciliation(strat),
+                "errors": interpreter.errors, "t_clients": t_clients, "cpu": cpu,
+                "recon": strat.reconciliation_differences(),
                 "servers": drivers.figures(opened)}
     finally:
         await _close(links, opened)
@@ -358,12 +374,6 @@ async def read_inventory(strat: Strategy, servers: Servers, context: drivers.Con
         if not wanted:
             break
     return inventory
-
-
-def _reconciliation(strat: Strategy) -> list[str]:
-    """The sync pipeline's end-of-run differences (Redis vs detail records vs DB), if it has one."""
-    recon = getattr(getattr(strat, "pipeline", None), "reconciliation", None)
-    return list(getattr(recon, "differences", ()))
 
 
 def _merge(logs: list[WorkerLog], scenario: Scenario) -> pd.DataFrame:

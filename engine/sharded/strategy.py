@@ -14,8 +14,9 @@ for news while the registry believes stock remains, and the buyer hears
 
 The app never reads a global truth: it learns from replies and from a
 periodic refresh, so each app's registry is stale in its own way. The
-simulator may hand the strategy an ``oracle`` (free, exact reads) used for
-one metric only: whether a refusal was false (stock remained somewhere).
+simulator hands the strategy its ``oracle`` (free, exact reads, declared on
+:class:`~engine.strategy.Strategy`) used for one metric only: whether a
+refusal was false (stock remained somewhere).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from engine.model import Inventory, Outcome, Request
 from engine.ops import NOW, Eval, Sleep, Spawn
-from engine.pipeline import SyncPipeline
+from engine.pipeline import Reconciliation, SyncPipeline
 from engine.scripts import SOLD_OUT
 from engine.sharded.keys import PartitionKeys, PoolKeys, balanced_tags, hash_tags, pool_tag
 from engine.sharded.registry import Registry, State
@@ -99,7 +100,6 @@ class Sharded(Strategy):
             self.pipeline = SyncPipeline(scenario.pipeline, sku, self.namespace, self.note)
             for part in self.parts:
                 self.pipeline.add_partition(part)
-        self.oracle: Read | None = None  # exact reads for the false sold-out metric only
         self._all_sold = False
         self.node_ops = [0] * scenario.redis.nodes
         self.part_requests = [0] * cfg.partitions
@@ -394,6 +394,9 @@ class Sharded(Strategy):
         return Eval(script, keys, args)
 
     # --- observation ----------------------------------------------------
+    def reconciliation(self) -> Reconciliation | None:
+        return self.pipeline.reconciliation if self.pipeline is not None else None
+
     def _refused(self, qty: int) -> None:
         """Count a refusal as false when, at this instant, unsold stock >= qty existed anywhere."""
         if self.oracle is None or self._all_sold:

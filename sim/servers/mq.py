@@ -1,4 +1,4 @@
-"""A simulated message broker for the sync pipeline, and the ``Spawn`` op.
+"""A simulated message broker for the sync pipeline.
 
 One consumer group per topic, at-least-once delivery (``pipeline`` section):
 
@@ -12,8 +12,6 @@ One consumer group per topic, at-least-once delivery (``pipeline`` section):
   it until one arrives or ``block`` runs out (reply ``None``). A delivery not
   acknowledged within ``ack_timeout`` is delivered again (``deliveries`` + 1).
 - ``Ack``: ``True`` the first time a message is acknowledged, else ``False``.
-- ``Spawn``: starts the generator as its own task and resumes the spawner at
-  once (no round trip, so it does not count in the request's ``ops``).
 
 Every random draw comes from the ``mq`` stream, in event order: same seed,
 same run.
@@ -21,14 +19,12 @@ same run.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any
 
 import simpy
 
 from engine.distributions import sampler
-from engine.ops import Spawn
 from engine.pipeline.ops import Ack, Consume, Message, Publish
 from sim.interpreter import Interpreter, Task, schedule_call
 from sim.world import COMPONENTS, World
@@ -152,23 +148,12 @@ class SimMq:
                 "mq_delivered": self.delivered, "mq_redelivered": self.redelivered}
 
 
-def _spawn(interpreter: Interpreter, task: Task, op: Spawn) -> None:
-    task.ops -= 1  # the interpreter counted a round trip; a spawn is local
-    interpreter.start(op.gen, _ignore, math.inf, "background")
-    interpreter.wake_after(0.0, task, None)
-
-
-def _ignore(_task: Task, _value: Any) -> None:
-    pass
-
-
 def install(world: World) -> None:
     mq = world.mq = SimMq(world)  # type: ignore[attr-defined]
     handlers = world.interpreter.handlers
     handlers[Publish] = mq.publish
     handlers[Consume] = mq.consume
     handlers[Ack] = mq.ack
-    handlers[Spawn] = lambda task, op: _spawn(world.interpreter, task, op)
     if world.scenario.pipeline.enabled:
         world.summaries.append(mq.figures)
 

@@ -56,7 +56,7 @@ def test_strategy_runs_for_real(name, cluster, mariadb):
 
     assert result.mode == "real" and result.strategy == name
     assert result.ok, result.violations  # no oversell, conservation, pipeline reconciliation
-    assert result.summary["violations"] == 0 and result.summary["driver_errors"] == 0
+    assert result.summary["violations"] == 0 and result.summary["strategy_errors"] == 0
     # the same buyers at the same intended instants as the simulation
     assert list(result.requests.columns) == list(sim.requests.columns)
     np.testing.assert_array_equal(result.requests["t_arrival"].to_numpy(), sim.requests["t_arrival"].to_numpy())
