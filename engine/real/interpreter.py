@@ -66,6 +66,7 @@ class RealInterpreter:
         self.redis: Any = None  # RedisLinks, set once connected
         self.handlers: dict[type, Callable[[Task, Any], None]] = {}
         self.abandon_hooks: list[Callable[[Task], None]] = []  # called when a task is dropped mid-way
+        self.drivers: list[Any] = []  # the servers beyond Redis installed on it (engine.real.drivers)
         self.spawned = 0  # live tasks started by Spawn ops
         self._quiet: list[asyncio.Future[None]] = []
         self.stopping = False  # the sale is over: background and spawned tasks end at their next wake

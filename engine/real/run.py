@@ -17,6 +17,7 @@ arrival schedule (same seed => the same intended send times), the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,32 +143,35 @@ async def _prepare(strat: Strategy, target: RedisTarget, context: drivers.Contex
         await drivers.check(context)
         loop = asyncio.get_running_loop()
         origin = loop.time()
-        interpreter, links, opened = await _interpreter(target, topology, origin, 1, context)
-        try:
+        async with connected(target, context, origin, topology=topology) as interpreter:
             await interpreter.run_to_end(strat.setup(), TaskKind.SETUP)
             await interpreter.quiet()  # what setup spawned (e.g. DB pre-allocations) lands before the sale
-        finally:
-            await _close(links, opened)
         cpu = await servers.cpu_seconds()
     finally:
         await servers.close()
     return topology, origin, cpu
 
 
-async def _interpreter(target: RedisTarget, topology: Topology, origin: float, lanes: int,
-                       context: drivers.Context) -> tuple[RealInterpreter, RedisLinks, list[Any]]:
-    interpreter = RealInterpreter(asyncio.get_running_loop(), origin)
-    links = RedisLinks(target, topology, interpreter, lanes)
+@contextlib.asynccontextmanager
+async def connected(target: RedisTarget, context: drivers.Context, origin: float | None = None, lanes: int = 1,
+                    topology: Topology | None = None) -> AsyncIterator[RealInterpreter]:
+    """A real interpreter on the running loop: lanes to every master, every driver installed; closed after.
+
+    ``origin`` is the loop time ``Now()`` reports as 0 (default: now). Setup, the
+    workers and tests that run generators on the real servers all use it.
+    """
+    loop = asyncio.get_running_loop()
+    interpreter = RealInterpreter(loop, loop.time() if origin is None else origin)
+    links = RedisLinks(target, topology or await discover(target), interpreter, lanes)
     await links.open()
     interpreter.redis = links
-    opened = await drivers.install(interpreter, context)
-    return interpreter, links, opened
-
-
-async def _close(links: RedisLinks, opened: list[Any]) -> None:
-    for driver in reversed(opened):
-        await driver.close()
-    await links.close()
+    try:
+        interpreter.drivers = await drivers.install(interpreter, context)
+        yield interpreter
+    finally:
+        for driver in reversed(interpreter.drivers):
+            await driver.close()
+        await links.close()
 
 
 @dataclass
@@ -259,9 +263,8 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
 
 async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
                   context: drivers.Context) -> dict[str, Any]:
-    interpreter, links, opened = await _interpreter(options.target, topology, plan.origin, options.lanes, context)
     loop = asyncio.get_running_loop()
-    try:
+    async with connected(options.target, context, plan.origin, options.lanes, topology) as interpreter:
         if plan.index == 0:
             for gen in strat.background():
                 interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
@@ -285,9 +288,7 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
         return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
                 "errors": interpreter.errors, "t_clients": t_clients, "cpu": cpu,
                 "recon": strat.reconciliation_differences(),
-                "servers": drivers.figures(opened)}
-    finally:
-        await _close(links, opened)
+                "servers": drivers.figures(interpreter.drivers)}
 
 
 async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from opdrive import drive
 
+from engine.counter import twins as stock
 from engine.counter.strategy import SingleRedis
 from engine.model import Outcome, Request
 from engine.ops import Eval
 from engine.scenario import Scenario
-from engine.counter import twins as stock
+from engine.testing import drive
 
 
 def make(stock_units=10, **sale):

@@ -1,7 +1,7 @@
 """DB strategies as op sequences, driven by hand and against the twins: no SimPy, no MySQL."""
 
 import pytest
-from db_helpers import HANDLE, SerialDb, drive, make
+from db_helpers import HANDLE, make
 
 from engine.model import Outcome, Request
 from engine.ops import Sleep
@@ -18,6 +18,8 @@ from engine.sql import (
     DbRollback,
     SqlResult,
 )
+from engine.tasks import TaskKind
+from engine.testing import Reference, drive
 
 REQ = Request(0, 2, 0.0)
 ROW = SqlResult(((5, 7),))  # stock 5, version 7
@@ -141,11 +143,11 @@ def test_optimistic_sees_sold_out_without_updating():
 @pytest.mark.parametrize("name", ["db_pessimistic", "db_optimistic", "db_conditional", "db_batched"])
 def test_serial_run_against_the_twins_keeps_the_invariants(name):
     s = make(name, "sale.soldout_flag=false", stock=25)
-    db = SerialDb()
-    db.run(s.setup())
-    outcomes = [db.run(s.deduct(Request(i, 1 + i % 3, 0.0))) for i in range(30)]
-    inventory = s.inventory(db.read)
-    assert inventory.violations() == []
+    ref = Reference()
+    ref.run(s.setup(), TaskKind.SETUP)
+    outcomes = [ref.run(s.deduct(Request(i, 1 + i % 3, 0.0))) for i in range(30)]
+    inventory = s.inventory(ref.read)
+    assert inventory.violations() == [] and ref.errors.count == 0 and not ref.db.open
     assert inventory.sold == sum(1 + i % 3 for i, o in enumerate(outcomes) if o is Outcome.OK)
     assert inventory.remaining == 25 - inventory.sold and inventory.remaining < 3  # sold until nothing fit
     assert Outcome.SOLD_OUT in outcomes and Outcome.ERROR not in outcomes

@@ -1,10 +1,11 @@
 """The sharded strategy as op sequences, without SimPy and without Redis.
 
-A tiny driver feeds each ``Eval`` to the script's Python twin on one in-memory
-store (keys carry distinct tags, so one dict stands for the whole cluster),
-answers ``Now`` with a settable clock, keeps ``Spawn``ed tasks until a test runs
-them and stops background loops at their ``Sleep``. Tests assert the exact ops
-a request yields and the state after.
+The serial reference interpreter (:mod:`engine.testing`) feeds each ``Eval``
+to the script's Python twin on one in-memory store (keys carry distinct tags,
+so one dict stands for the whole cluster), answers ``Now`` from its clock,
+keeps ``Spawn``ed tasks until a test runs them, and steps background loops
+up to their ``Sleep``. Tests assert the exact ops a request yields and the
+state after.
 """
 
 from __future__ import annotations
@@ -14,84 +15,57 @@ import pytest
 
 from engine import scripts
 from engine.model import Outcome, Request
-from engine.ops import Eval, Now, Sleep, Spawn
+from engine.ops import Eval, Sleep
 from engine.scenario import Scenario, ScenarioError
 from engine.sharded.registry import Registry, State
 from engine.sharded.strategy import Refill, Retire, Sharded
+from engine.tasks import TaskKind
+from engine.testing import Reference
 
 
-class Driver:
-    """Runs engine generators against the twins; records (script, partition tag) per Eval."""
+class Traced(Reference):
+    """The reference, plus the views these tests read: Eval trace by partition tag, spawned tasks."""
 
-    def __init__(self) -> None:
-        self.store: dict = {}
-        self.t = 0.0
-        self.trace: list[tuple[str, str]] = []
-        self.spawned: list = []  # tasks started with Spawn, not run yet
+    @property
+    def trace(self) -> list[tuple[str, str]]:
+        return [(op.script, op.keys[0].split("{")[1].split("}")[0]) for op in self.log if isinstance(op, Eval)]
 
-    def run_spawned(self, limit: int | None = None) -> None:
-        """Run spawned tasks to completion, oldest first (and those they spawn), up to ``limit``."""
-        done = 0
-        while self.spawned and (limit is None or done < limit):
-            self.run(self.spawned.pop(0))
-            done += 1
+    @property
+    def spawned(self) -> list:
+        return self.live(TaskKind.SPAWN)
 
-    def run(self, gen):
-        """Run to completion (a request, setup, drain); Sleeps advance the clock."""
-        reply = None
-        try:
-            while True:
-                reply = self._apply(gen.send(reply))
-        except StopIteration as stop:
-            return stop.value
-
-    def until_sleep(self, gen, first: bool = False):
-        """Run a background loop up to (not past) its next Sleep."""
-        reply = None
-        while True:
-            op = gen.send(reply)
-            if isinstance(op, Sleep):
-                return
-            reply = self._apply(op)
-
-    def _apply(self, op):
-        if isinstance(op, Eval):
-            self.trace.append((op.script, op.keys[0].split("{")[1].split("}")[0]))
-            return scripts.get(op.script).twin(self.store, op.keys, op.args)
-        if isinstance(op, Now):
-            return self.t
-        if isinstance(op, Spawn):
-            self.spawned.append(op.gen)
-            return None
-        assert isinstance(op, Sleep)
-        self.t += op.seconds
-        return None
+    def loop(self, gen):
+        """A background loop as a task, run up to (and including) its first Sleep."""
+        task = self.start(gen, TaskKind.BACKGROUND)
+        self.run_until(task, Sleep)
+        return task
 
 
-def make(**sharded) -> tuple[Sharded, Driver]:
+def make(**sharded) -> tuple[Sharded, Traced]:
     settings = {"partitions": 3, "subdomain_size": 10, "threshold": 3, "preallocation": 20, "injection": 7,
                 "apps": 1, "policy": "round_robin", **sharded}
     overrides = [f"sharded.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
     # the Redis-side op sequence alone (the sync pipeline's detail records: tests/pipeline)
     scenario = Scenario().with_overrides(["sale.stock=100", "redis.nodes=3", "pipeline.enabled=false", *overrides])
     strategy = Sharded(scenario, np.random.default_rng(1), namespace="t")
-    driver = Driver()
-    driver.run(strategy.setup())
-    strategy.oracle = driver.store.get
-    driver.trace.clear()
+    driver = Traced()
+    driver.run(strategy.setup(), TaskKind.SETUP)
+    assert not driver.spawned  # without the pipeline, setup spawns nothing
+    strategy.oracle = driver.read
+    driver.log.clear()
     return strategy, driver
 
 
-def buy(strategy: Sharded, driver: Driver, qty: int = 1, rid: int = 0) -> Outcome:
+def buy(strategy: Sharded, driver: Traced, qty: int = 1, rid: int = 0) -> Outcome:
     return driver.run(strategy.deduct(Request(rid, qty, 0.0)))
 
 
-def subs(strategy: Sharded, driver: Driver, i: int) -> tuple[int, int]:
+def subs(strategy: Sharded, driver: Traced, i: int) -> tuple[int, int]:
     part = strategy.parts[i]
     return driver.store[part.a], driver.store[part.b]
 
 
-def conserved(strategy: Sharded, driver: Driver) -> None:
+def conserved(strategy: Sharded, driver: Traced) -> None:
     assert strategy.inventory(driver.store.get).violations() == []
 
 
@@ -179,7 +153,7 @@ def test_injection_moves_pool_stock_by_ticket_exactly_once():
     buy(strategy, driver)
     app = strategy.apps[0]
     job = app.jobs[0]
-    driver.trace.clear()
+    driver.log.clear()
     driver.run_spawned()
     assert driver.trace == [("pool_take", "sku42:pool"), ("partition_inject", strategy.parts[0].tag)]
     assert subs(strategy, driver, 0) == (9, 10)
@@ -187,7 +161,7 @@ def test_injection_moves_pool_stock_by_ticket_exactly_once():
     assert strategy.stats["injections"] == 1 and not app.jobs
     conserved(strategy, driver)
     # the same ticket again (a retry, a recovery): nothing moves
-    driver.run(strategy._refill(app, job))
+    driver.run(strategy._refill(app, job), TaskKind.SPAWN)
     assert strategy.stats["duplicate_tickets"] == 1
     assert subs(strategy, driver, 0) == (9, 10) and driver.store[strategy.pool.stock] == 40
     conserved(strategy, driver)
@@ -209,7 +183,7 @@ def test_stock_between_pool_take_and_inject_is_counted_in_flight():
 
 
 # --- fallback, false sold-outs, removal -------------------------------------------
-def empty(strategy: Sharded, driver: Driver, *partitions: int) -> None:
+def empty(strategy: Sharded, driver: Traced, *partitions: int) -> None:
     """Move all stock of these partitions to the pool behind the registry's back (it stays stale)."""
     for i in partitions:
         part = strategy.parts[i]
@@ -277,11 +251,10 @@ def test_exhausted_partitions_leave_the_registry_and_the_app_stops_asking():
     driver.run_spawned()  # their refills find the pool empty
     assert strategy.stats["dry_refills"] == 3 and not strategy.apps[0].jobs
     for i in range(3):  # the refresh reads: empty, no ticket out, and the pool is empty
-        refresher = strategy._refresher(strategy.apps[0], i)
-        next(refresher)
-        driver.until_sleep(refresher)
+        refresher = driver.loop(strategy._refresher(strategy.apps[0], i))  # up to its out-of-phase start Sleep
+        driver.run_until(refresher, Sleep)
     assert registry.exhausted and strategy.stats["removals"] == 3
-    driver.trace.clear()
+    driver.log.clear()
     assert buy(strategy, driver) == Outcome.SOLD_OUT
     assert driver.trace == []  # refused at once: every partition has left the registry
     assert strategy.apps[0].sold_out and strategy.stats["refused_exhausted"] == 1
@@ -294,9 +267,8 @@ def test_a_refresh_revives_a_partition_another_app_refilled():
     reg = strategy.apps[0].registry
     reg.on_refused(2, 0)
     assert reg.views[2].state is State.DRAINED
-    refresher = strategy._refresher(strategy.apps[0], 2)
-    next(refresher)  # the out-of-phase start Sleep
-    driver.until_sleep(refresher)
+    refresher = driver.loop(strategy._refresher(strategy.apps[0], 2))  # up to its out-of-phase start Sleep
+    driver.run_until(refresher, Sleep)
     assert driver.trace[-1] == ("partition_status", strategy.parts[2].tag)
     assert reg.views[2].state is State.ACTIVE and reg.views[2].remaining == 20
 
@@ -308,13 +280,13 @@ def test_a_lost_refill_ticket_is_re_run_by_the_refresh():
     buy(strategy, driver)
     app = strategy.apps[0]
     app.jobs.clear()  # the request that got the ticket timed out before spawning it: nobody runs it
-    driver.spawned.clear()
-    refresher = strategy._refresher(app, 0)
-    next(refresher)
+    for task in driver.spawned:
+        driver.abandon(task)
+    refresher = driver.loop(strategy._refresher(app, 0))  # up to its out-of-phase start Sleep
     for _ in range(Sharded.RECOVER_AFTER - 1):
-        driver.until_sleep(refresher)
+        driver.run_until(refresher, Sleep)
         assert not app.jobs  # maybe just slow
-    driver.until_sleep(refresher)
+    driver.run_until(refresher, Sleep)
     assert app.jobs == [Refill(0, 0, "p0:e1", 7, 0)] and strategy.stats["recovered_tickets"] == 1
     driver.run_spawned()
     assert subs(strategy, driver, 0) == (9, 10)
@@ -336,14 +308,14 @@ def test_return_stranded_retires_a_leftover_partition_and_tops_up_a_live_one():
     conserved(strategy, driver)
     assert buy(strategy, driver, qty=2) == Outcome.SOLD_OUT
     assert app.jobs == [Retire(0)]
-    driver.trace.clear()
+    driver.log.clear()
     driver.run_spawned(limit=1)
     assert driver.trace == [("partition_retire", part.tag), ("pool_return", "sku42:pool")]
     assert subs(strategy, driver, 0) == (0, 0) and driver.store[strategy.pool.stock] == 1
     assert app.registry.views[0].state is State.REMOVED
     assert app.jobs == [Refill(1, -1, "top:a0:1", 1, -1)]  # the live partition with most stock
     conserved(strategy, driver)
-    driver.trace.clear()
+    driver.log.clear()
     driver.run_spawned()  # partition 1 is full: the unit bounces back
     assert not app.jobs
     assert [script for script, _ in driver.trace] == ["pool_take", "partition_inject", "pool_return"]
@@ -358,7 +330,7 @@ def test_return_stranded_retires_a_leftover_partition_and_tops_up_a_live_one():
 def test_drain_counts_stranded_stock_and_can_return_it():
     for give_back, stranded_pool in ((False, 40), (True, 100)):
         strategy, driver = make(return_stranded=give_back)
-        driver.run(strategy.drain())
+        driver.run(strategy.drain(), TaskKind.DRAIN)
         assert strategy.stranded == 60
         assert driver.store[strategy.pool.stock] == stranded_pool
         conserved(strategy, driver)
@@ -371,9 +343,8 @@ def test_a_starving_partition_is_topped_up_once_the_pool_holds_stock_again():
     driver.store[part.a], driver.store[part.b] = 1, 0
     driver.store[part.meta]["dry"] = 1  # an earlier refill found the pool empty: the script asks for none
     app = strategy.apps[0]
-    refresher = strategy._refresher(app, 0)
-    next(refresher)
-    driver.until_sleep(refresher)
+    refresher = driver.loop(strategy._refresher(app, 0))  # up to its out-of-phase start Sleep
+    driver.run_until(refresher, Sleep)
     assert app.jobs == [Refill(0, -1, "top:a0:1", 7, -1)]
     driver.run_spawned()
     assert sum(subs(strategy, driver, 0)) == 8 and driver.store[part.meta]["dry"] == 0
