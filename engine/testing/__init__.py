@@ -90,7 +90,8 @@ class Sale:
     setup: Task
     drain: Task
     background: list[Task]
-    spawned: list[Task] = field(default_factory=list)
+    setup_spawned: list[Task] = field(default_factory=list)  # finished before t0
+    spawned: list[Task] = field(default_factory=list)  # every spawned task, setup's included
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -264,6 +265,7 @@ class Reference:
         setup = self.start(strategy.setup(), TaskKind.SETUP)
         self.run(setup)
         self.run_spawned()
+        setup_spawned = [k for k in self.tasks if k.kind is TaskKind.SPAWN]
         t0 = self.t
         background = [self.start(gen, TaskKind.BACKGROUND) for gen in strategy.background()]
         tasks = [self.start(strategy.deduct(r), TaskKind.REQUEST, tag=r.id, at=t0 + r.t_intended) for r in requests]
@@ -272,7 +274,7 @@ class Reference:
         self.run_scheduled(lambda: drain.finished)
         self.stop()
         spawned = [k for k in self.tasks if k.kind is TaskKind.SPAWN]
-        return Sale(t0, tasks, setup, drain, background, spawned)
+        return Sale(t0, tasks, setup, drain, background, setup_spawned, spawned)
 
 
 def drive(gen: Gen, replies: Iterable[Any]) -> tuple[list[Any], Any]:
