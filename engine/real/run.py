@@ -265,12 +265,12 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
                   context: drivers.Context) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     async with connected(options.target, context, plan.origin, options.lanes, topology) as interpreter:
-        if plan.index == 0:
-            for gen in strat.background():
-                interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
         clients: Any = (ClosedLoopUsers if plan.schedule is None else OpenLoopSender)(interpreter, strat.deduct, plan)
         if plan.t0 > loop.time():
             await asyncio.sleep(plan.t0 - loop.time())
+        if plan.index == 0:  # at the sale start, as in the simulator (triggers keep their phase)
+            for gen in strat.background():
+                interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
         await clients.run()
         t_clients = loop.time() - plan.origin
         plan.progress[plan.index] = clients.finished

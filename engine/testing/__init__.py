@@ -11,8 +11,10 @@ folder. :class:`Reference` answers
   the task's wake time: the clock reaches it when the task runs again;
 - ``Spawn`` by queueing a task of kind SPAWN (run it with :meth:`~Reference.run_spawned`,
   :meth:`~Reference.step` it, or let :meth:`~Reference.sale` schedule it);
-- SQL ops with the statement twins (:mod:`engine.testing.db`), MQ ops with
-  an at-least-once broker (:mod:`engine.testing.mq`).
+- SQL ops with the statement twins (:mod:`engine.testing.db`; a statement
+  that needs a row another transaction holds waits for it, up to
+  ``lock_wait_timeout`` on the clock), MQ ops with an at-least-once broker
+  (:mod:`engine.testing.mq`).
 
 Tasks follow the rules of :mod:`engine.tasks`, like the two real interpreters:
 a request that raises ends with ``Outcome.ERROR`` (counted in :attr:`Reference.errors`),
@@ -30,6 +32,7 @@ Three ways to drive: :meth:`~Reference.run` one generator to its end;
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +42,10 @@ from engine.model import Outcome, Request
 from engine.ops import Eval, Now, Sleep, Spawn
 from engine.pipeline.ops import Ack, Consume, Publish
 from engine.slots import key_slot
-from engine.sql import DbBegin, DbCommit, DbExec, DbRollback
+from engine.sql import LOCK_WAIT_TIMEOUT, DbBegin, DbCommit, DbError, DbExec, DbRollback
 from engine.strategy import Strategy
 from engine.tasks import StrategyErrors, TaskFailed, TaskKind
-from engine.testing.db import ReferenceDb, Transaction
+from engine.testing.db import Locked, ReferenceDb, Transaction
 from engine.testing.mq import ReferenceMq
 
 __all__ = ["CrossSlot", "Reference", "ReferenceDb", "ReferenceMq", "Sale", "Task", "Transaction", "drive"]
@@ -60,7 +63,7 @@ class Task:
     """One generator the reference runs, its pending reply and what it yielded."""
 
     __slots__ = ("gen", "kind", "tag", "reply", "error", "wake", "order", "finished", "value", "exception",
-                 "ops", "trace")
+                 "ops", "trace", "waiting", "lock_deadline")
 
     def __init__(self, gen: Gen, kind: TaskKind, tag: Any, wake: float, order: int):
         self.gen = gen
@@ -75,6 +78,8 @@ class Task:
         self.exception: BaseException | None = None  # what it raised, if it did
         self.ops = 0  # server round trips (Spawn, Now and Sleep are not)
         self.trace: list[Any] = []  # every op it yielded, in order
+        self.waiting: Any = None  # an SQL op parked for a row lock, asked again at the next step
+        self.lock_deadline = math.inf  # when that wait ends in LOCK_WAIT_TIMEOUT
 
     def __repr__(self) -> str:
         state = "finished" if self.finished else f"wake={self.wake:g}"
@@ -101,8 +106,9 @@ class Sale:
 class Reference:
     """A serial world: one Redis store, one database, one broker, one clock."""
 
-    def __init__(self, t: float = 0.0, ack_timeout: float = 0.5):
+    def __init__(self, t: float = 0.0, ack_timeout: float = 0.5, lock_wait_timeout: float = 50.0):
         self.t = t
+        self.lock_wait_timeout = lock_wait_timeout
         self.store: dict[str, Any] = {}
         self.db = ReferenceDb()
         self.mq = ReferenceMq(ack_timeout)
@@ -111,6 +117,7 @@ class Reference:
         self.errors = StrategyErrors()
         self.stopping = False
         self._order = itertools.count()
+        self._parked: list[Task] = []  # tasks waiting for a row lock
 
     # --- observation ----------------------------------------------------------
     def read(self, key: str) -> Any:
@@ -141,6 +148,11 @@ class Reference:
             task.gen.close()
             task.finished = True
             return None
+        if task.waiting is not None:  # a statement parked for a row lock: ask again
+            op, task.waiting = task.waiting, None
+            self._answer(task, op)
+            task.order = next(self._order)
+            return op
         reply, error = task.reply, task.error
         task.reply = task.error = None
         try:
@@ -178,8 +190,7 @@ class Reference:
         elif isinstance(op, Spawn):  # local: not a round trip
             self.start(op.gen, TaskKind.SPAWN)
         elif isinstance(op, SQL_OPS):
-            task.ops += 1
-            task.reply = self.db.answer(op)
+            self._sql(task, op)
         elif isinstance(op, MQ_OPS):
             task.ops += 1
             task.reply = self.mq.answer(op, self.t)
@@ -187,6 +198,27 @@ class Reference:
                 task.wake = self.t + op.block  # nothing came while it blocked
         else:
             raise TypeError(f"the reference interpreter has no meaning for op {op!r}")
+
+    def _sql(self, task: Task, op: Any) -> None:
+        reply = self.db.answer(op)
+        if isinstance(reply, Locked):
+            if task.lock_deadline == math.inf:
+                task.lock_deadline = self.t + self.lock_wait_timeout
+            if self.t < task.lock_deadline:  # park until a transaction ends or the wait times out
+                task.waiting = op
+                task.wake = task.lock_deadline
+                self._parked.append(task)
+                return
+            reply = DbError(LOCK_WAIT_TIMEOUT, f"waited {self.lock_wait_timeout:g} s for {reply.row}")
+        task.lock_deadline = math.inf
+        task.ops += 1
+        task.reply = reply
+        if self._parked and isinstance(op, (DbCommit, DbRollback)):  # locks came free: the waiters ask again
+            parked, self._parked = self._parked, []
+            for waiter in parked:
+                if not waiter.finished:
+                    waiter.wake = self.t
+                    waiter.order = next(self._order)
 
     def run(self, gen: Gen | Task, kind: TaskKind = TaskKind.REQUEST, limit: int = 100_000) -> Any:
         """Run one generator (or task) alone to its end; what it spawns is queued, not run. Returns its value."""

@@ -8,11 +8,12 @@ publishes the locked rows, rollback restores their before-images; schema
 statements change both images at once; ``db:`` read keys answer from the
 committed image.
 
-What a serial world cannot do, it says at once instead of waiting: a
-statement that needs a row another open transaction holds fails with
-``LOCK_WAIT_TIMEOUT`` (waiting would never end, nobody else runs), and the
-transaction stays open, as MySQL leaves it. The pool never runs dry
-(no ``POOL_TIMEOUT``) and there are no deadlocks (nobody waits).
+A statement that needs a row another open transaction holds gets
+:class:`Locked` instead of a reply: the interpreter parks the task and asks
+again when a transaction ends, or answers ``LOCK_WAIT_TIMEOUT`` once the lock
+wait timeout has passed on its clock (the transaction stays open, as MySQL
+leaves it). The pool never runs dry (no ``POOL_TIMEOUT``) and deadlocks are
+not detected: they end by the lock wait timeout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import itertools
 from typing import Any
 
 from engine import sql
-from engine.sql import LOCK_WAIT_TIMEOUT, DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult
+from engine.sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult
 from engine.sql.registry import RowKey, Tables
 
 _GONE: Any = object()  # before-image of a row that did not exist
@@ -41,6 +42,19 @@ class Transaction:
         return f"Transaction({self.handle}{', session' if self.session else ''})"
 
 
+class Locked:
+    """Not a reply: the statement waits for ``row``, held by open transaction ``holder``."""
+
+    __slots__ = ("row", "holder")
+
+    def __init__(self, row: RowKey, holder: Transaction):
+        self.row = row
+        self.holder = holder
+
+    def __repr__(self) -> str:
+        return f"Locked({self.row!r} held by {self.holder!r})"
+
+
 class ReferenceDb:
     """Committed and working images of the tables, row locks, open transactions."""
 
@@ -57,7 +71,7 @@ class ReferenceDb:
         return sql.read_twin(self.committed, key)
 
     def answer(self, op: Any) -> Any:
-        """The reply to one SQL op."""
+        """The reply to one SQL op, or :class:`Locked` when a statement must wait for a row."""
         if isinstance(op, DbExec):
             return self.execute(op)
         if isinstance(op, DbBegin):
@@ -72,8 +86,7 @@ class ReferenceDb:
             return None
         raise TypeError(f"not an SQL op: {op!r}")
 
-    def execute(self, op: DbExec) -> SqlResult | DbError:
-        self.statements += 1
+    def execute(self, op: DbExec) -> SqlResult | DbError | Locked:
         statement = sql.get(op.statement)
         if statement.ddl:
             statement.twin(self.committed, op.params)
@@ -85,7 +98,10 @@ class ReferenceDb:
             if holder is None:
                 self._lock(txn, row)
             elif holder is not txn:
-                return DbError(LOCK_WAIT_TIMEOUT, f"{row} is held by open transaction {holder.handle}")
+                if own:  # an autocommit statement holds nothing while it waits
+                    self._end(txn, commit=False)
+                return Locked(row, holder)
+        self.statements += 1
         reply = statement.twin(self.working if txn.before else self.committed, op.params)
         if own:
             self._end(txn, commit=not isinstance(reply, DbError))

@@ -131,33 +131,41 @@ def test_transactions_commit_roll_back_and_read_committed():
     assert not ref.db.open and not ref.db.locks
 
 
-def test_a_locked_row_is_a_lock_wait_timeout_and_plain_reads_see_committed_data():
-    ref = Reference()
+def test_a_locked_row_waits_up_to_the_lock_wait_timeout_and_plain_reads_see_committed_data():
+    ref = Reference(lock_wait_timeout=5.0)
     stock_row(ref)
 
-    def holder():
+    def holder(pause=0.0):
         txn = yield DB_BEGIN
         yield DbExec(txn, "deduct_stock", (3, 3, "sku42"))
-        yield NOW  # still holding the row here
+        yield Sleep(pause)  # still holding the row here
         yield DbCommit(txn)
 
     def other():
         seen = yield DbExec(None, "select_stock", ("sku42",))  # MVCC read: not blocked
-        blocked = yield DbExec(None, "deduct_if_enough", (1, 1, "sku42", 1))
+        first = yield DbExec(None, "deduct_if_enough", (1, 1, "sku42", 1))
         session = yield DB_SESSION
-        again = yield DbExec(session, "deduct_if_enough", (1, 1, "sku42", 1))
+        second = yield DbExec(session, "deduct_if_enough", (1, 1, "sku42", 1))
         yield DbCommit(session)
-        return seen, blocked, again
+        return seen, first, second
 
-    first = ref.start(holder())
-    ref.step(first)
-    ref.step(first)
-    seen, blocked, again = ref.run(other())
-    assert seen == SqlResult(((10, 0),)) and blocked == DbError(LOCK_WAIT_TIMEOUT) and again == DbError(LOCK_WAIT_TIMEOUT)
-    ref.run(first)
-    seen, done, again = ref.run(other())
-    assert seen == SqlResult(((7, 1),)) and done.affected == 1 and again.affected == 1
-    assert ref.read("db:stock:sku42:stock") == 10 - 3 - 2 and not ref.db.open
+    hold = ref.start(holder())
+    ref.step(hold)
+    ref.step(hold)
+    seen, first, second = ref.run(other())  # alone: nobody releases the row
+    assert seen == SqlResult(((10, 0),)) and first == second == DbError(LOCK_WAIT_TIMEOUT)
+    assert ref.t == 10.0  # two waits of 5 s on the reference clock
+    ref.run(hold)
+    assert ref.read("db:stock:sku42:stock") == 7 and not ref.db.locks
+
+    ref = Reference(lock_wait_timeout=5.0)  # scheduled: the waiter gets the row when the holder commits
+    stock_row(ref)
+    hold, waiter = ref.start(holder(pause=1.0)), ref.start(other())
+    ref.run_scheduled(lambda: hold.finished and waiter.finished)
+    seen, first, second = waiter.value
+    assert seen == SqlResult(((10, 0),)) and first.affected == 1 and second.affected == 1
+    assert ref.t == 1.0 and waiter.ops == 5  # it waited for the commit, not for the timeout; asked once each
+    assert ref.read("db:stock:sku42:stock") == 10 - 3 - 2 and not ref.db.open and not ref.db.locks
 
 
 # --- MQ -----------------------------------------------------------------------------
