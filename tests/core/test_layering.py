@@ -40,6 +40,14 @@ def test_only_the_real_driver_imports_io_clients():
     assert offenders == set()
 
 
+def test_the_reference_interpreter_is_pure():
+    """engine.testing answers every op in memory: no simpy, no I/O client, no real driver."""
+    found = {m for p in (ROOT / "engine" / "testing").rglob("*.py") for m in imports(p)}
+    assert found, "engine/testing has no imports: the check looked in the wrong place"
+    assert {m for m in found if m.split(".")[0] in {"simpy", *IO_CLIENTS} and m != "redis.crc"} == set()
+    assert {m for m in found if m.startswith(("engine.real", "sim"))} == set()
+
+
 def test_the_check_itself_sees_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import simpy\nfrom redis import Redis\n")
