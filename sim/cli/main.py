@@ -214,6 +214,9 @@ command("reference", "print the scenario reference (every key, its default and m
 
 from sim.bench import commands as _bench_commands  # noqa: E402,F401  (registers sweep, plot, plan)
 from sim.cli import real as _real_cli  # noqa: E402,F401  (registers cluster; run --real)
+from sim.cli import validate as _validate_cli  # noqa: E402  (light: imports sim.validate when it runs)
+
+command("validate", _validate_cli.HELP)(_validate_cli.handle)(_validate_cli.add_arguments)
 
 
 # ---------------------------------------------------------------- entry point
