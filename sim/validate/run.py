@@ -137,8 +137,9 @@ def plan_grid(transform: ScenarioTransform | None = None, settings: Settings = F
                 progress.advance()
         capacity = _finite_mean(goodputs)
         if not capacity > 0:
-            raise ScenarioError(f"{point.name}: nothing served at saturation ({settings.capacity}); "
-                                f"cannot scale the load levels")
+            why = f": {real.failures[-1]}" if settings.capacity == "real" and real and real.failures else ""
+            raise ScenarioError(f"{point.name}: nothing served at saturation ({settings.capacity}), "
+                                f"so the load levels cannot be scaled{why}")
         capacities[(point.strategy, point.nodes)] = capacity
         measured.append(with_capacity(point, capacity))
     points = measured + load_points(base, capacities, settings)

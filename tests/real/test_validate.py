@@ -27,7 +27,7 @@ def quick_run(tmp_path_factory, mariadb):
         unavailable("redis-server", FileNotFoundError("redis-server is not on PATH"))
     out = tmp_path_factory.mktemp("validation") / "quick"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         status = main(["validate", "--quick", "--quiet", "--out", str(out)])
     return status, out, printed.getvalue()
 
