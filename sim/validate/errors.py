@@ -19,7 +19,7 @@ from sim.bench.stats import confidence_interval
 from sim.validate.figures import FIGURES, SCALE, UNITS
 
 POINT_COLUMNS = ("point", "strategy", "load", "arrival", "nodes", "holdout", "saturation", "capacity",
-                 "capacity_source", "offered", "rho")
+                 "capacity_source", "sim_capacity", "offered", "rho")
 ERROR_COLUMNS = (*POINT_COLUMNS, "figure", "unit", "n", "sim", "real", "rel_error", "rel_error_ci", "target", "judged",
                  "met", "explanation")
 
@@ -53,7 +53,7 @@ def _row(first: pd.Series, figure: str, target_text: str, target_met: Any, sim: 
     judged = first["saturation"] == "below"
     met: bool | None = bool(target_met(interval.mean)) if judged and errors else None
     scale = SCALE.get(figure, 1.0)
-    row = {column: first[column] for column in POINT_COLUMNS}
+    row = {column: first.get(column, math.nan) for column in POINT_COLUMNS}
     row.update({
         "figure": figure, "unit": UNITS[figure], "n": len(errors),
         "sim": _mean(sim[figure]) * scale, "real": _mean(real[figure]) * scale,
@@ -80,6 +80,8 @@ def explain(row: dict[str, Any], sim: pd.DataFrame, real: pd.DataFrame, capacity
         missing = "sim" if math.isnan(row["sim"]) else "real" if math.isnan(row["real"]) else "both"
         what = "the stock did not sell out" if figure == "time_to_sellout" else "no value"
         return f"no pair to compare: {what} in {missing} ({timeouts})"
+    sim_capacity = row.get("sim_capacity", math.nan)
+    sim_rho = row["offered"] / sim_capacity if sim_capacity and math.isfinite(sim_capacity) else math.nan
     if not row["judged"]:
         if row["load"] == "capacity":
             lead = "closed-loop saturation: each side serves at its own capacity"
@@ -89,12 +91,18 @@ def explain(row: dict[str, Any], sim: pd.DataFrame, real: pd.DataFrame, capacity
                "time_to_sellout": "sell-out time is set by how fast each side drains the queue",
                "db_tps": "the hot row's throughput is each side's capacity"}.get(
             figure, "latency is queueing past capacity (a timed-out buyer counts at the timeout)")
+        if row["load"] != "capacity" and sim_rho < 0.9:
+            why = (f"but the simulator is below its own capacity (~{sim_capacity:,.0f}/s, {sim_rho:.0%} loaded): "
+                   "it predicts no saturation here")
         return f"{lead}; {why}; {capacity}; {timeouts}"
     if row["met"]:
         return ""
     real_timeouts, sim_timeouts = _mean(real["timeout_share"]), _mean(sim["timeout_share"])
     if real_timeouts > 0.01 and real_timeouts > 2 * sim_timeouts:
         return f"the real system is saturated at this load while the simulator is not: {timeouts}; {capacity}"
+    if sim_rho >= 0.9:
+        return (f"the simulator saturates at this load (its capacity ~{sim_capacity:,.0f}/s, {sim_rho:.0%} loaded) "
+                f"while the real system does not; {timeouts}")
     ratio = row["sim"] / row["real"] if row["real"] else math.nan
     side = "slower" if ratio > 1 else "faster"
     return f"the simulator is {side} than the real system here (sim/real = {ratio:.3g}); {timeouts}"

@@ -113,8 +113,9 @@ class Point:
     arrival: str  # poisson | burst | closed
     nodes: int
     scenario: Scenario
-    capacity: float  # requests/s the simulator serves at saturation (this strategy and node count)
+    capacity: float  # requests/s served at saturation (this strategy and node count): what the levels scale
     offered: float  # requests/s offered (the capacity itself for a closed-loop point)
+    sim_capacity: float = math.nan  # the simulator's own capacity (estimate), to explain errors
 
     @property
     def name(self) -> str:
@@ -139,7 +140,8 @@ class Point:
     def describe(self) -> dict[str, object]:
         return {"point": self.name, "strategy": self.strategy, "load": self.load, "arrival": self.arrival,
                 "nodes": self.nodes, "holdout": self.holdout, "saturation": self.saturation,
-                "capacity": self.capacity, "offered": self.offered, "rho": self.rho}
+                "capacity": self.capacity, "sim_capacity": self.sim_capacity, "offered": self.offered,
+                "rho": self.rho}
 
 
 def point_name(strategy: str, load: str, arrival: str, nodes: int) -> str:
@@ -193,10 +195,11 @@ def capacity_points(base: Scenario, settings: Settings = FULL,
     return points
 
 
-def load_points(base: Scenario, capacities: dict[tuple[str, int], float],
-                settings: Settings = FULL) -> list[Point]:
+def load_points(base: Scenario, capacities: dict[tuple[str, int], float], settings: Settings = FULL,
+                sim_capacities: dict[tuple[str, int], float] | None = None) -> list[Point]:
     """Open-loop points at each level, for each (strategy, nodes) whose capacity is given (grid order)."""
     points = []
+    sim_capacities = sim_capacities or {}
     for strategy in STRATEGIES:
         for nodes in node_counts(strategy):
             if (strategy, nodes) not in capacities:
@@ -218,13 +221,14 @@ def load_points(base: Scenario, capacities: dict[tuple[str, int], float],
                         stock = max(1, round(BURST_STOCK_SHARE * buyers))
                     scenario = _with(base, sale={"stock": stock}, workload=workload, redis={"nodes": nodes})
                     scenario = dataclasses.replace(scenario, strategy=strategy, name=name)
-                    points.append(Point(strategy, level, arrival, nodes, scenario, capacity, rate))
+                    points.append(Point(strategy, level, arrival, nodes, scenario, capacity, rate,
+                                        sim_capacities.get((strategy, nodes), math.nan)))
     return points
 
 
-def with_capacity(point: Point, capacity: float) -> Point:
+def with_capacity(point: Point, capacity: float, sim_capacity: float = math.nan) -> Point:
     """A capacity point once its capacity is measured (offered = capacity: rho 1)."""
-    return dataclasses.replace(point, capacity=capacity, offered=capacity)
+    return dataclasses.replace(point, capacity=capacity, offered=capacity, sim_capacity=sim_capacity)
 
 
 def with_duration(point: Point, duration: float) -> Point:

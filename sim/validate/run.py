@@ -118,6 +118,7 @@ def plan_grid(transform: ScenarioTransform | None = None, settings: Settings = F
     needed = {(n.split("/")[0], int(n.rsplit("/n", 1)[1])) for n in wanted}
     cache = {} if cache is None else cache
     capacities: dict[tuple[str, int], float] = {}
+    sim_capacities: dict[tuple[str, int], float] = {}  # the pilot's estimate, or the simulated capacity
     measured: list[Point] = []
     for point in capacity_points(base, settings):
         if (point.strategy, point.nodes) not in needed:
@@ -140,9 +141,11 @@ def plan_grid(transform: ScenarioTransform | None = None, settings: Settings = F
             why = f": {real.failures[-1]}" if settings.capacity == "real" and real and real.failures else ""
             raise ScenarioError(f"{point.name}: nothing served at saturation ({settings.capacity}), "
                                 f"so the load levels cannot be scaled{why}")
-        capacities[(point.strategy, point.nodes)] = capacity
-        measured.append(with_capacity(point, capacity))
-    points = measured + load_points(base, capacities, settings)
+        key = (point.strategy, point.nodes)
+        capacities[key] = capacity
+        sim_capacities[key] = capacity if settings.capacity == "sim" else pilot
+        measured.append(with_capacity(point, capacity, sim_capacities[key]))
+    points = measured + load_points(base, capacities, settings, sim_capacities)
     by_name = {p.name: p for p in points}
     return [by_name[n] for n in wanted]
 
