@@ -2,9 +2,11 @@
 
 The relative error of one seed is (sim - real) / real; a point's error is the
 mean over its seeds with a 95 % Student-t interval (infinite with one seed).
-Below saturation each figure is judged against its target (``met``); at and
-past saturation the error is reported and ``explanation`` says what the two
-sides did (timeouts, capacity) instead of a verdict.
+Below saturation each figure is judged against its target (``met``); a figure
+only one side has there (the stock sold out in one mode only, or the real side
+served nobody) is a miss. At and past saturation the error is reported and
+``explanation`` says what the two sides did (timeouts, capacity) instead of a
+verdict.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def _row(first: pd.Series, figure: str, target_text: str, target_met: Any, sim: 
     errors = [(a - b) / b for a, b in pairs if math.isfinite(a) and math.isfinite(b) and b != 0]
     interval = confidence_interval(errors)
     judged = first["saturation"] == "below"
-    met: bool | None = bool(target_met(interval.mean)) if judged and errors else None
+    # judged with no pair: one side has the figure and the other not (sold out in one only, served none): a miss
+    met: bool | None = (bool(target_met(interval.mean)) if errors else False) if judged else None
     scale = SCALE.get(figure, 1.0)
     row = {column: first.get(column, math.nan) for column in POINT_COLUMNS}
     row.update({
@@ -77,9 +80,11 @@ def explain(row: dict[str, Any], sim: pd.DataFrame, real: pd.DataFrame, capacity
         capacity_by_mode.items(), reverse=True) if math.isfinite(value)) if capacity_by_mode else \
         f"capacity ({row['capacity_source']}) {row['capacity']:,.0f}/s"
     if row["n"] == 0:
-        missing = "sim" if math.isnan(row["sim"]) else "real" if math.isnan(row["real"]) else "both"
+        if row["real"] == 0:
+            return f"the real value is 0, so the relative error is undefined (sim {_plain(row['sim'])}); {timeouts}"
+        missing = " and ".join(m for m in ("sim", "real") if math.isnan(row[m])) or "one side of every seed"
         what = "the stock did not sell out" if figure == "time_to_sellout" else "no value"
-        return f"no pair to compare: {what} in {missing} ({timeouts})"
+        return f"no pair to compare: {what} in {missing}; {timeouts}"
     sim_capacity = row.get("sim_capacity", math.nan)
     sim_rho = row["offered"] / sim_capacity if sim_capacity and math.isfinite(sim_capacity) else math.nan
     if not row["judged"]:
@@ -115,6 +120,10 @@ def _capacities(runs: pd.DataFrame) -> dict[tuple[str, int], dict[str, float]]:
     for (strategy, nodes, mode), group in capacity.groupby(["strategy", "nodes", "mode"]):
         found.setdefault((str(strategy), int(nodes)), {})[str(mode)] = _mean(group["goodput"])
     return found
+
+
+def _plain(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _mean(values: Any) -> float:

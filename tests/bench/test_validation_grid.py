@@ -109,9 +109,11 @@ def test_error_table_judges_targets_below_saturation_only():
     below = runs_frame("single_redis/light/burst/n1", "below", False,
                        sim={"goodput": [105.0, 107.0], "ok_p99": [0.019, 0.021], "time_to_sellout": [1.0, 1.0]},
                        real={"goodput": [100.0, 100.0], "ok_p99": [0.010, 0.010], "time_to_sellout": [math.nan, 2.0]})
+    only_sim = runs_frame("sharded/light/burst/n1", "below", False,
+                          sim={"time_to_sellout": [0.5]}, real={"time_to_sellout": [math.nan]})
     past = runs_frame("db_conditional/past/poisson/n1", "past", True,
                       sim={"goodput": [300.0], "db_tps": [300.0]}, real={"goodput": [100.0], "db_tps": [90.0]})
-    errors = error_table(pd.concat([below, past], ignore_index=True)).set_index(["point", "figure"])
+    errors = error_table(pd.concat([below, only_sim, past], ignore_index=True)).set_index(["point", "figure"])
     good = errors.loc[("single_redis/light/burst/n1", "goodput")]
     assert good["rel_error"] == pytest.approx(0.06) and good["n"] == 2 and good["met"] is True
     assert good["rel_error_ci"] == pytest.approx(12.706 * (0.02 / math.sqrt(2)) / math.sqrt(2), rel=1e-3)  # t(.975, 1) s/√n
@@ -120,6 +122,8 @@ def test_error_table_judges_targets_below_saturation_only():
     assert p99["rel_error"] == pytest.approx(1.0) and p99["met"] is True and p99["sim"] == pytest.approx(20.0)
     sellout = errors.loc[("single_redis/light/burst/n1", "time_to_sellout")]  # one seed did not sell out
     assert sellout["n"] == 1 and sellout["rel_error"] == pytest.approx(-0.5) and sellout["met"] is False
+    missed = errors.loc[("sharded/light/burst/n1", "time_to_sellout")]  # sold out in sim only: a miss
+    assert missed["n"] == 0 and missed["met"] is False and "did not sell out in real" in missed["explanation"]
     for figure in ("goodput", "db_tps"):
         row = errors.loc[("db_conditional/past/poisson/n1", figure)]
         assert not row["judged"] and row["met"] is None and "past saturation" in row["target"]
