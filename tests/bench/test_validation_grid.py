@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -141,3 +143,10 @@ def test_bad_input_is_one_line_and_status_2(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and message in err
+
+
+def test_building_the_grid_imports_no_real_mode_module():
+    probe = ("import sys, sim.validate; from sim.validate import all_point_names; all_point_names(); "
+             "print(sorted(m for m in sys.modules if m.startswith(('engine.real', 'asyncmy'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
