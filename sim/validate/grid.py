@@ -148,6 +148,12 @@ def point_name(strategy: str, load: str, arrival: str, nodes: int) -> str:
     return f"{strategy}/{load}/{arrival}/n{nodes}"
 
 
+def capacity_key(name: str) -> tuple[str, int]:
+    """(strategy, nodes) of a point name: whose capacity the point needs."""
+    strategy, _load, _arrival, nodes = name.split("/")
+    return strategy, int(nodes.removeprefix("n"))
+
+
 def is_holdout(load: str, arrival: str) -> bool:
     """The hold-out rule: medium load with burst arrivals (see the module docstring)."""
     return load == "medium" and arrival == "burst"

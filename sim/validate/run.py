@@ -1,9 +1,9 @@
 """Running the validation grid in the simulator and against real servers, and writing the report.
 
-:func:`plan_grid` measures the capacities in the simulator and builds the
-points; :func:`run_validation` runs every point and seed with ``simulate`` and
-then with ``run_real`` (same scenario, same seed, hence the same arrivals),
-and writes ``results/validation/<run-id>/``::
+:func:`plan_grid` measures the capacities (on the real servers, or in the
+simulator) and builds the points; :func:`run_validation` runs every point and
+seed with ``simulate`` and with ``run_real`` (same scenario, same seed, hence
+the same arrivals), and writes ``results/validation/<run-id>/``::
 
     config.json   the points (scenario, capacity, offered load, hold-out flag) and settings
     meta.json     git sha, versions, targets used, wall time, failures
@@ -12,7 +12,8 @@ and writes ``results/validation/<run-id>/``::
     errors.md     the same as markdown, calibration and hold-out parts separately
     figures/      sim_vs_real_<figure>.png, relative_errors.png
 
-Every simulation runs before the first real run, so the simulator never
+Order: the capacity runs (they size the grid), then every simulation, then
+the real load points: nothing runs concurrently, so the simulator never
 competes with the real servers for CPU. Real-mode modules are imported only
 when the real side runs.
 """
@@ -44,6 +45,7 @@ from sim.validate.grid import (
     ScenarioTransform,
     Settings,
     base_scenario,
+    capacity_key,
     capacity_points,
     load_points,
     with_capacity,
@@ -115,7 +117,7 @@ def plan_grid(transform: ScenarioTransform | None = None, settings: Settings = F
         raise ScenarioError("real capacity needs real servers (a RealRunner)")
     base = base_scenario(transform)
     wanted = list(names) if names is not None else all_point_names(settings)
-    needed = {(n.split("/")[0], int(n.rsplit("/n", 1)[1])) for n in wanted}
+    needed = {capacity_key(n) for n in wanted}
     cache = {} if cache is None else cache
     capacities: dict[tuple[str, int], float] = {}
     sim_capacities: dict[tuple[str, int], float] = {}  # the pilot's estimate, or the simulated capacity
@@ -161,7 +163,7 @@ def run_validation(transform: ScenarioTransform | None = None, *, quick: bool = 
     path = Path(out) if out is not None else RESULTS_ROOT / (time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else ""))
     path.mkdir(parents=True, exist_ok=True)
     cache: FigureCache = {}
-    combos = len({(n.split("/")[0], n.rsplit("/", 1)[1]) for n in names})
+    combos = len({capacity_key(n) for n in names})
     runs = len(names) * settings.replications
     with RealRunner(real, quiet) as runner:
         progress = Progress(f"validate: capacity ({settings.capacity})", combos * settings.replications, quiet=quiet)
