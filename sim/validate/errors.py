@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sim.bench.stats import confidence_interval
-from sim.validate.figures import FIGURES, SCALE, UNITS
+from sim.validate.figures import FIGURES, SCALE, UNITS, Target
 
 POINT_COLUMNS = ("point", "strategy", "load", "arrival", "nodes", "holdout", "saturation", "capacity",
                  "capacity_source", "sim_capacity", "offered", "rho")
@@ -40,13 +40,13 @@ def error_table(runs: pd.DataFrame) -> pd.DataFrame:
         for figure, target in FIGURES.items():
             if figure not in group or group[figure].isna().all():
                 continue
-            rows.append(_row(first, figure, target.text, target.met, sim, real,
+            rows.append(_row(first, figure, target, sim, real,
                              capacities.get((first["strategy"], int(first["nodes"])), {})))
     table = pd.DataFrame(rows, columns=list(ERROR_COLUMNS))
     return table
 
 
-def _row(first: pd.Series, figure: str, target_text: str, target_met: Any, sim: pd.DataFrame, real: pd.DataFrame,
+def _row(first: pd.Series, figure: str, target: Target, sim: pd.DataFrame, real: pd.DataFrame,
          capacity: dict[str, float]) -> dict[str, Any]:
     seeds = sim.index.intersection(real.index)
     pairs = [(float(sim.at[s, figure]), float(real.at[s, figure])) for s in seeds]
@@ -54,14 +54,14 @@ def _row(first: pd.Series, figure: str, target_text: str, target_met: Any, sim: 
     interval = confidence_interval(errors)
     judged = first["saturation"] == "below"
     # judged with no pair: one side has the figure and the other not (sold out in one only, served none): a miss
-    met: bool | None = (bool(target_met(interval.mean)) if errors else False) if judged else None
+    met: bool | None = (target.met(interval.mean) if errors else False) if judged else None
     scale = SCALE.get(figure, 1.0)
     row = {column: first.get(column, math.nan) for column in POINT_COLUMNS}
     row.update({
         "figure": figure, "unit": UNITS[figure], "n": len(errors),
         "sim": _mean(sim[figure]) * scale, "real": _mean(real[figure]) * scale,
         "rel_error": interval.mean, "rel_error_ci": interval.half_width,
-        "target": target_text if judged else f"reported ({first['saturation']} saturation)",
+        "target": target.text if judged else f"reported ({first['saturation']} saturation)",
         "judged": judged, "met": met,
     })
     row["explanation"] = explain(row, sim, real, capacity)

@@ -15,7 +15,6 @@ reported with an explanation, not judged.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +27,23 @@ DB_STRATEGIES_PREFIX = "db_"
 
 @dataclass(frozen=True)
 class Target:
-    """What a figure's error must stay within, below saturation."""
+    """What a figure's error must stay within, below saturation: sim / real in [low, high]."""
 
     text: str
-    met: Callable[[float], bool]  # given the mean relative error
+    low: float
+    high: float
+
+    def met(self, error: float) -> bool:
+        """Whether a mean relative error (sim - real) / real meets the target."""
+        return self.low <= 1 + error <= self.high
 
 
 def _within(share: float) -> Target:
-    return Target(f"within {share:.0%}", lambda err: abs(err) <= share)
+    return Target(f"within {share:.0%}", 1 - share, 1 + share)
 
 
 def _factor(factor: float) -> Target:
-    # sim / real = 1 + err must lie in [1/factor, factor]
-    return Target(f"within {factor:g}x", lambda err: 1 / factor <= 1 + err <= factor)
+    return Target(f"within {factor:g}x", 1 / factor, factor)
 
 
 FIGURES: dict[str, Target] = {
@@ -81,6 +84,7 @@ def run_figures(result: Result) -> dict[str, Any]:
         "p99_all": _num(s.get("p99")),
         "violations": int(s.get("violations", 0)),
         "driver_errors": int(s.get("driver_errors", 0) or 0),
+        "strategy_errors": int(s.get("strategy_errors", 0) or 0),
         "wall_seconds": result.wall_seconds,
     }
     return figures

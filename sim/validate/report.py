@@ -142,9 +142,7 @@ def scatter_figure(data: pd.DataFrame, figure: str) -> Figure:
         low, high = float(values.min()) / 1.5, float(values.max()) * 1.5
         line = [low, high]
         ax.plot(line, line, color="black", lw=0.8)
-        band = {"ok_p99": 2.0, "served_p99": 2.0}.get(figure)
-        share = {"goodput": 0.1, "time_to_sellout": 0.1, "ok_p50": 0.25, "served_p50": 0.25, "db_tps": 0.2}.get(figure)
-        lo, hi = (1 / band, band) if band else (1 - share, 1 + share) if share else (1.0, 1.0)
+        lo, hi = FIGURES[figure].low, FIGURES[figure].high
         ax.fill_between(line, [v * lo for v in line], [v * hi for v in line], color="grey", alpha=0.15,
                         label="target")
         ax.set_xscale("log")
