@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappop
 
 import numpy as np
 import simpy
-from simpy.events import PENDING
 
 from engine.distributions import sampler
 from engine.model import Outcome, Request
 from engine.scenario import Workload
 from engine.streams import Streams
 from engine.workload import QtyStream, Schedule
-from sim.interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task
+from sim.kernel import Call, run_with_arrivals, schedule_call
 
 TIMEOUT = Outcome.TIMEOUT
 
@@ -98,37 +97,12 @@ class OpenLoopClients:
     def run(self, until: simpy.Event) -> None:
         """Run the environment until ``until`` fires, feeding arrivals as it goes.
 
-        Arrivals are merged into SimPy's event loop straight from the sorted
-        schedule instead of taking a heap entry each: before every step the
-        next arrival is compared with the next event, and the earlier runs
-        first (an event and an arrival at the same instant: the event first).
+        Arrivals are merged into the event loop straight from the sorted
+        schedule instead of taking a heap entry each (see :func:`run_with_arrivals`).
         """
-        env = self.env
-        queue = env._queue  # type: ignore[attr-defined]
-        times = self.times
-        n = len(times)
-        t0 = self.t0
-        arrive = self._arrive
-        while until._value is PENDING:
-            t_next = t0 + times[self.next] if self.next < n else math.inf
-            if queue and queue[0][0] <= t_next:
-                # simpy.Environment.step, inlined: this loop runs once per event
-                env._now, _, _, event = heappop(queue)  # type: ignore[attr-defined]
-                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
-                for callback in callbacks:
-                    callback(event)
-                if not event._ok and not hasattr(event, "_defused"):
-                    raise event._value
-            elif t_next < math.inf:
-                env._now = t_next  # type: ignore[attr-defined]
-                arrive()
-            else:
-                break
-        if not until.processed and queue:
-            env.run(until=until)
+        run_with_arrivals(self.env, until, self.t0, self.times, self._arrive)
 
-    def _arrive(self) -> None:
-        i = self.next
+    def _arrive(self, i: int) -> None:
         n = len(self.times)
         self.next = i + 1
         if self.progress is not None and (i & 0x3FFF) == 0:
@@ -143,7 +117,7 @@ class OpenLoopClients:
         if outcome is TIMEOUT:
             t_done = self.times[i] + self.timeout
         else:
-            t_done = self.env._now - self.t0
+            t_done = self.env.now - self.t0
         log = self.log
         log.t_done[i] = t_done
         log.outcome[i] = outcome._value_
@@ -184,7 +158,7 @@ class ClosedLoopUsers:
             self._send()
 
     def _send(self, _event: simpy.Event | None = None) -> None:
-        now = self.env._now
+        now = self.env.now
         if now >= self.end:
             self.active -= 1
             if self.active == 0:
@@ -199,8 +173,8 @@ class ClosedLoopUsers:
         if not task.finished and math.isfinite(self.timeout):
             schedule_call(self.env, self.timeout, self._expire, task)
 
-    def _expire(self, event: simpy.Event) -> None:
-        task: Task = event._value
+    def _expire(self, event: Call) -> None:
+        task: Task = event.value
         if task.finished:
             return
         task.finished = True
@@ -209,6 +183,6 @@ class ClosedLoopUsers:
 
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
-        t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else self.env._now - self.t0
+        t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else self.env.now - self.t0
         self.log.finish(i, t_done, int(outcome), task.node, task.ops)
         schedule_call(self.env, self._think(), self._send)

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappush
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
 
 from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep, Spawn
 from engine.tasks import StrategyErrors, TaskFailed, TaskKind
+from sim.kernel import Call, schedule_call
 
 Done = Callable[["Task", Any], object]
 
@@ -94,7 +93,7 @@ class Interpreter:
                 self.cluster.submit(op, task)
                 return
             if kind is Now:
-                value = env._now
+                value = env.now
                 continue
             if kind is Sleep:
                 self.wake_after(op.seconds, task, None)
@@ -141,13 +140,13 @@ class Interpreter:
         task.reply = reply
         self.resume_checked(task)
 
-    def _on_wake(self, event: simpy.Event) -> None:
-        self.resume_checked(event._value)
+    def _on_wake(self, event: Call) -> None:
+        self.resume_checked(event.value)
 
     def resume_checked(self, task: Task) -> None:
         if task.finished:  # abandoned earlier (closed-loop timer)
             return
-        if self.env._now > task.deadline:
+        if self.env.now > task.deadline:
             task.gen.close()
             task.finished = True
             task.done(task, Outcome.TIMEOUT)
@@ -159,20 +158,3 @@ class Interpreter:
             return
         self.resume(task, task.reply)
 
-
-class _Call(simpy.Event):
-    """A pre-triggered event carrying one callback: the cheapest timer SimPy can process."""
-
-    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None], value: Any):
-        self.env = env
-        self.callbacks = [callback]
-        self._value = value
-        self._ok = True
-
-
-def schedule_call(env: simpy.Environment, delay: float, callback: Callable[[simpy.Event], None], value: Any = None) -> None:
-    """Run ``callback(event)`` after ``delay`` (>= 0); ``event.value`` is ``value``.
-
-    Same ordering as ``env.schedule(event, NORMAL, delay)``, without its call overhead.
-    """
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), _Call(env, callback, value)))  # type: ignore[attr-defined]

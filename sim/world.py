@@ -19,7 +19,8 @@ from engine.streams import Streams
 from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
 from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
-from sim.interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task
+from sim.kernel import Environment, schedule_call
 from sim.servers.redis_node import RedisCluster
 
 # Servers beyond Redis (a database, a message queue) install themselves here: each
@@ -34,7 +35,7 @@ class World:
     def __init__(self, scenario: Scenario, streams: Streams):
         self.scenario = scenario
         self.streams = streams
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.cluster = RedisCluster(
             self.env, scenario.redis, scenario.network.redis,
             streams.generators("nodes", scenario.redis.nodes), streams.generator("network"),

@@ -51,7 +51,8 @@ from engine import sql
 from engine.distributions import sampler
 from engine.sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult, Statement
 from engine.sql.registry import RowKey, Tables
-from sim.interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task
+from sim.kernel import Call, schedule_call
 from sim.servers.db_txn import GONE, Group, Row, Txn, closes_cycle
 from sim.world import COMPONENTS, World
 
@@ -138,13 +139,13 @@ class SimDb:
             self._with_connection(task, op)
             return
         self.stats["pool_waits"] += 1
-        self.conn_waiters.append((task, op, self.env._now + self.config.acquire_timeout))
+        self.conn_waiters.append((task, op, self.env.now + self.config.acquire_timeout))
         if not self.pool_timer_armed:
             self.pool_timer_armed = True
             schedule_call(self.env, self.config.acquire_timeout, self._pool_timer)
 
     def _release_connection(self) -> None:
-        now = self.env._now
+        now = self.env.now
         waiters = self.conn_waiters
         while waiters:
             task, op, _ = waiters.popleft()
@@ -156,7 +157,7 @@ class SimDb:
         self.free_connections += 1
 
     def _pool_timer(self, _event: simpy.Event) -> None:
-        now = self.env._now
+        now = self.env.now
         waiters = self.conn_waiters
         while waiters and waiters[0][2] <= now:
             task, _, _ = waiters.popleft()
@@ -192,8 +193,8 @@ class SimDb:
         txn.pending = [key for key in reversed(statement.locks(op.params)) if key not in held]
         schedule_call(self.env, self._hop(), self._statement_arrives, txn)
 
-    def _statement_arrives(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+    def _statement_arrives(self, event: Call) -> None:
+        txn: Txn = event.value
         self.stats["statements"] += 1
         if txn.statement.group_commit and txn.autocommit and len(txn.pending) == 1:
             self._join_group(txn)
@@ -202,7 +203,7 @@ class SimDb:
 
     def _lock_next(self, txn: Txn) -> None:
         """Take the statement's rows in order; wait in a row's queue when it is taken."""
-        now = self.env._now
+        now = self.env.now
         pending = txn.pending
         while pending:
             row = self._row(pending[-1])
@@ -256,8 +257,8 @@ class SimDb:
         heappush(self.threads, finish)
         return finish
 
-    def _autocommit_done(self, event: simpy.Event) -> None:
-        txn, reply = event._value
+    def _autocommit_done(self, event: Call) -> None:
+        txn, reply = event.value
         self._end(txn, commit=True)
         schedule_call(self.env, self._hop(), self._deliver, (txn, reply, not txn.session))
 
@@ -285,9 +286,9 @@ class SimDb:
             row.timer_armed = True
             schedule_call(self.env, config.lock_wait_timeout, self._lock_timer, row)
 
-    def _lock_timer(self, event: simpy.Event) -> None:
-        row: Row = event._value
-        now = self.env._now
+    def _lock_timer(self, event: Call) -> None:
+        row: Row = event.value
+        now = self.env.now
         queue = row.queue
         while queue and queue[0].wait_deadline <= now:
             txn = queue.popleft()
@@ -312,7 +313,7 @@ class SimDb:
         row.holder = None
         if not row.queue:
             return
-        now = self.env._now
+        now = self.env.now
         txn = row.queue.popleft()
         granted = (now if now > self.lock_sys_free else self.lock_sys_free) + self.config.grant_cost
         self.lock_sys_free = granted
@@ -321,8 +322,8 @@ class SimDb:
         self.stats["lock_wait_time"] += granted - txn.t_wait
         schedule_call(self.env, granted - now, self._granted, txn)
 
-    def _granted(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+    def _granted(self, event: Call) -> None:
+        txn: Txn = event.value
         self._hold(txn, self.rows[txn.pending.pop()])
         if isinstance(txn, Group):
             self._run_group(txn)
@@ -362,32 +363,32 @@ class SimDb:
             return self._commit()
         return self._rollback()
 
-    def _commit_arrives(self, event: simpy.Event) -> None:
-        schedule_call(self.env, self._commit_cost(event._value), self._commit_done, event._value)
+    def _commit_arrives(self, event: Call) -> None:
+        schedule_call(self.env, self._commit_cost(event.value), self._commit_done, event.value)
 
-    def _commit_done(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+    def _commit_done(self, event: Call) -> None:
+        txn: Txn = event.value
         self._end(txn, commit=True)
         schedule_call(self.env, self._hop(), self._deliver, (txn, None, True))
 
-    def _rollback_arrives(self, event: simpy.Event) -> None:
-        schedule_call(self.env, self._rollback(), self._rollback_done, event._value)
+    def _rollback_arrives(self, event: Call) -> None:
+        schedule_call(self.env, self._rollback(), self._rollback_done, event.value)
 
-    def _rollback_done(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+    def _rollback_done(self, event: Call) -> None:
+        txn: Txn = event.value
         self._end(txn, commit=False)
         schedule_call(self.env, self._hop(), self._deliver, (txn, None, True))
 
-    def _abandon_done(self, event: simpy.Event) -> None:
-        self._end(event._value, commit=False)
+    def _abandon_done(self, event: Call) -> None:
+        self._end(event.value, commit=False)
         self._release_connection()
 
     # ------------------------------------------------------------ replies
-    def _deliver(self, event: simpy.Event) -> None:
+    def _deliver(self, event: Call) -> None:
         """A reply reaches the app: ``(txn, reply, release the connection?)``."""
-        txn, reply, release = event._value
+        txn, reply, release = event.value
         task = txn.task
-        gone = task.finished or self.env._now > task.deadline
+        gone = task.finished or self.env.now > task.deadline
         if gone:
             self.stats["replies_to_gone"] += 1
         if release:
@@ -415,18 +416,18 @@ class SimDb:
         group.pending = [row.key]
         schedule_call(self.env, self.config.batch_window, self._group_ready, group)
 
-    def _group_ready(self, event: simpy.Event) -> None:
-        group: Group = event._value
+    def _group_ready(self, event: Call) -> None:
+        group: Group = event.value
         row = self.rows[group.pending[0]]
         if row.holder is not None or row.queue:
-            self._wait(group, row, self.env._now)  # still takes members while it waits
+            self._wait(group, row, self.env.now)  # still takes members while it waits
             return
         self._hold(group, row)
         group.pending.pop()
         self._run_group(group)
 
     def _run_group(self, group: Group) -> None:
-        now = self.env._now
+        now = self.env.now
         row = group.held[0]
         if row.group is group:
             row.group = None  # closed: later updates form the next group
@@ -439,8 +440,8 @@ class SimDb:
         group.wrote = any(reply.__class__ is SqlResult and reply.affected for reply in replies)
         schedule_call(self.env, finish - now + self._commit_cost(group), self._group_done, (group, replies))
 
-    def _group_done(self, event: simpy.Event) -> None:
-        group, replies = event._value
+    def _group_done(self, event: Call) -> None:
+        group, replies = event.value
         self._end(group, commit=True)
         for member, reply in zip(group.members, replies):
             schedule_call(self.env, self._hop(), self._deliver, (member, reply, not member.session))

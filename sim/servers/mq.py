@@ -26,7 +26,8 @@ import simpy
 
 from engine.distributions import sampler
 from engine.pipeline.ops import Ack, Consume, Message, Publish
-from sim.interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task
+from sim.kernel import Call, schedule_call
 from sim.world import COMPONENTS, World
 
 
@@ -96,8 +97,8 @@ class SimMq:
                 delay += config.reorder_delay
             schedule_call(self.env, delay, self._arrive, (topic, msg))
 
-    def _arrive(self, event: simpy.Event) -> None:
-        topic, msg = event._value
+    def _arrive(self, event: Call) -> None:
+        topic, msg = event.value
         while topic.waiting:
             entry = topic.waiting.popleft()
             if entry[1]:
@@ -116,8 +117,8 @@ class SimMq:
         topic.waiting.append(entry)
         schedule_call(self.env, op.block, self._give_up, entry)
 
-    def _give_up(self, event: simpy.Event) -> None:
-        entry = event._value
+    def _give_up(self, event: Call) -> None:
+        entry = event.value
         if entry[1]:  # still parked: nothing arrived in time (its stale entry is skipped later)
             entry[1] = False
             self.interpreter.wake(entry[0], None)
@@ -128,8 +129,8 @@ class SimMq:
         schedule_call(self.env, self.config.ack_timeout, self._ack_due, (topic, msg))
         self.interpreter.wake_after(0.0, task, Message(msg.msg_id, msg.payload, msg.deliveries))
 
-    def _ack_due(self, event: simpy.Event) -> None:
-        topic, msg = event._value
+    def _ack_due(self, event: Call) -> None:
+        topic, msg = event.value
         if not msg.acked:
             self.redelivered += 1
             self._arrive(event)  # deliverable again, now

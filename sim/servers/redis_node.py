@@ -28,7 +28,8 @@ from engine.distributions import sampler
 from engine.ops import Eval
 from engine.scenario import Dist, RedisConfig
 from engine.slots import SlotMap
-from sim.interpreter import Interpreter, Task, schedule_call
+from sim.interpreter import Interpreter, Task
+from sim.kernel import Call, schedule_call
 
 
 class RedisNode:
@@ -102,7 +103,7 @@ class RedisCluster:
     def read(self, key: str) -> Any:
         """Peek at a key now, without simulated cost (inventory snapshots, invariants)."""
         node = self.node_for(key)
-        node.advance(self.env._now)
+        node.advance(self.env.now)
         return node.store.get(key)
 
     def submit(self, op: Eval, task: Task) -> None:
@@ -111,7 +112,7 @@ class RedisCluster:
         if node is None:
             node = self._route[key] = self.nodes[self.slots.node_of(key)]
         task.node = node.index
-        now = self.env._now
+        now = self.env.now
         if self.hop_constant:
             d = self._hop_mean
             finish = node.execute(now + d, op, task)
@@ -119,15 +120,15 @@ class RedisCluster:
         else:
             schedule_call(self.env, self._hop(), self._arrive, (node, op, task))
 
-    def _arrive(self, event: simpy.Event) -> None:
-        node, op, task = event._value
-        now = self.env._now
+    def _arrive(self, event: Call) -> None:
+        node, op, task = event.value
+        now = self.env.now
         finish = node.execute(now, op, task)
         schedule_call(self.env, finish + self._hop() - now, self._deliver, task)
 
-    def _deliver(self, event: simpy.Event) -> None:
-        task: Task = event._value
+    def _deliver(self, event: Call) -> None:
+        task: Task = event.value
         node = self.nodes[task.node]
         if node.pending:
-            node.advance(self.env._now)
+            node.advance(self.env.now)
         self.interpreter.resume_checked(task)  # type: ignore[union-attr]
