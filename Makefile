@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: compare test install bench clean
+.PHONY: compare test install bench clean notebooks
 
 $(BIN)/flashsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ compare: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Not one of the two commands: re-execute the notebooks at small scale and save their outputs
+# into the committed .ipynb files (tests/bench/test_notebooks.py checks they are current).
+notebooks: install
+	$(BIN)/python experiments/refresh_notebooks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
