@@ -1,24 +1,25 @@
-"""The README's research-bench section: its shell commands and its sweep file example run as written.
+"""docs/bench.md: the shell commands of its Sweeps section and its sweep file example run as written.
 
-(Its Python example runs in tests/core/test_readme.py with every other README block.)
+(Its Python example runs in tests/core/test_readme.py with every other docs block; its `make notebooks`
+line is the notebook refresh, which tests/bench/test_notebooks.py covers.)
 """
 
-import re
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from docpages import blocks, command_lines, page, section
+
 from sim.bench import expand, sweep_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION = (ROOT / "README.md").read_text(encoding="utf-8").split("## Research bench", 1)[1].split("\n## ", 1)[0]
+SECTION = section(page("docs/bench.md"), "Sweeps")
 
 
 def test_shell_commands_run_as_written(tmp_path):
-    commands = [line.split("#")[0].strip() for block in re.findall(r"```sh\n(.*?)```", SECTION, flags=re.S)
-                for line in block.splitlines() if line.strip()]
+    commands = [line for block in blocks(SECTION, "sh") for line in command_lines(block)]
     assert commands and all(c.startswith("flashsim ") for c in commands)
     (tmp_path / "experiments").mkdir()
     shutil.copytree(ROOT / "experiments" / "sweeps", tmp_path / "experiments" / "sweeps")
@@ -36,8 +37,8 @@ def test_shell_commands_run_as_written(tmp_path):
 
 
 def test_sweep_file_example_is_valid():
-    blocks = re.findall(r"```toml\n(.*?)```", SECTION, flags=re.S)
-    assert len(blocks) == 1
-    sweep = sweep_from_dict(tomllib.loads(blocks[0]))
+    examples = blocks(page("docs/bench.md"), "toml")
+    assert len(examples) == 1 and examples[0] in SECTION
+    sweep = sweep_from_dict(tomllib.loads(examples[0]))
     assert sweep.adaptive is not None and sweep.record == ("latency", "timeline")
     assert len(expand(sweep)) == 3 * 3
