@@ -149,6 +149,14 @@ def test_links_and_figures_resolve(name):
             assert anchor in _anchors(resolved.read_text(encoding="utf-8")), f"{name}: no heading for #{anchor}"
 
 
+@pytest.mark.parametrize("name", PAGES)
+def test_files_named_exist(name):
+    """Every repository path a page names in backticks (``engine/sharded/registry.py``) is there."""
+    named = re.findall(r"`((?:engine|sim|tests|experiments|notebooks|results/curated|docs)/[\w./-]*)`", page(name))
+    for path in named:
+        assert (ROOT / path).exists(), f"{name} names {path}, which does not exist"
+
+
 def test_every_page_is_linked_from_the_index():
     index = page("docs/README.md")
     linked = set(LINK.findall(index))
