@@ -23,6 +23,7 @@ from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -130,9 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or NOTEBOOKS
     shutil.rmtree(NOTEBOOK_DIR / RESULTS, ignore_errors=True)
+    failed = []
     for path in paths:
-        refresh(path, args.workers)
-    return 0
+        try:
+            refresh(path, args.workers)
+        except CellExecutionError as err:  # leave that notebook as it was; refresh the others
+            failed.append(path.name)
+            print(f"NOT refreshed {path.name}: a cell failed\n{err}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
