@@ -53,6 +53,16 @@ def execute(path: Path, results: str, workers: int = 2, timeout: int = 900) -> A
     return notebook
 
 
+def compared(notebook: Any) -> bool:
+    """Whether the test compares this notebook's outputs with fresh ones (the default).
+
+    A notebook whose outputs depend on more than the seed (real servers, wall-clock measurements)
+    opts out with notebook metadata ``{"flashsim": {"compare_outputs": false}}``: it is still
+    executed by the test and refreshed with its outputs here, but not compared.
+    """
+    return bool(notebook.metadata.get("flashsim", {}).get("compare_outputs", True))
+
+
 def _kept(output: Any) -> bool:
     """Outputs worth saving and comparing: not stderr, not progress widgets."""
     if output.get("output_type") == "stream":

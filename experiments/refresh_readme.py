@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 
 from sim.cli import main as flashsim
-from sim.cli.main import reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -33,18 +32,23 @@ def fill(path: Path, name: str, body: str) -> None:
     print(f"refreshed {path.relative_to(ROOT)} ({name})")
 
 
+def output(*args: str) -> str:
+    """What ``flashsim ARGS`` prints; stops when it fails."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = flashsim(list(args))
+    if status != 0:
+        raise SystemExit(f"flashsim {' '.join(args)} exited with {status}")
+    return out.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-compare", action="store_true", help="only refresh the reference table")
     args = parser.parse_args()
-    fill(SCENARIO, "reference", reference_markdown())
+    fill(SCENARIO, "reference", output("reference"))
     if not args.skip_compare:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            status = flashsim(["compare", "--quiet"])
-        if status != 0:
-            raise SystemExit(f"flashsim compare exited with {status}")
-        fill(README, "compare", "```text\n$ flashsim compare\n" + out.getvalue() + "```")
+        fill(README, "compare", "```text\n$ flashsim compare\n" + output("compare", "--quiet") + "```")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Fences say how a block is checked:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -59,3 +61,14 @@ def shown_commands(text: str) -> list[str]:
     lines += [line[2:].split(" #")[0].strip() for block in blocks(text, "text") for line in block.splitlines()
               if line.startswith("$ ")]
     return lines
+
+
+def flashsim(*args: str) -> str:
+    """What ``flashsim ARGS`` prints, run in this process (exit status 0 asserted)."""
+    from sim.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(list(args))
+    assert status == 0, f"flashsim {' '.join(args)} exited with {status}"
+    return out.getvalue()

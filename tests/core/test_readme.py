@@ -14,9 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from docpages import DOCS, ROOT, blocks, command_lines, fences, page, page_names, section, shown_commands
-
-from sim.cli.main import reference_markdown
+from docpages import DOCS, ROOT, blocks, command_lines, fences, flashsim, page, page_names, section, shown_commands
 
 PAGES = page_names()
 WITH_PYTHON = ["docs/usage.md", "docs/lockdb.md", "docs/single-redis.md", "docs/sharded.md", "docs/pipeline.md",
@@ -121,7 +119,7 @@ def test_usage_commands_run_as_written(tmp_path):
     assert {"config.json", "requests.parquet", "timeline.parquet", "summary.csv", "meta.json"} <= \
         {p.name for p in run.iterdir()}
     assert {"latency_cdf.png", "stock_timeline.png"} <= {p.name for p in (run / "figures").iterdir()}
-    assert any(out.strip() == reference_markdown().strip() for out in outputs), "`flashsim reference` was not shown"
+    assert any(out.strip() == flashsim("reference").strip() for out in outputs), "`flashsim reference` was not shown"
 
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -180,5 +178,5 @@ def test_every_curated_figure_is_shown_somewhere():
 def test_scenario_reference_is_in_sync():
     match = re.search(r"<!-- reference:start -->\n(.*?)<!-- reference:end -->", page("docs/scenario.md"), flags=re.S)
     assert match, "docs/scenario.md lacks the reference markers"
-    assert match.group(1).strip() == reference_markdown().strip(), \
+    assert match.group(1).strip() == flashsim("reference").strip(), \
         "run: .venv/bin/python experiments/refresh_readme.py --skip-compare"
