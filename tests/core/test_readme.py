@@ -147,6 +147,31 @@ def test_links_and_figures_resolve(name):
             assert anchor in _anchors(resolved.read_text(encoding="utf-8")), f"{name}: no heading for #{anchor}"
 
 
+def _layout_entries(top: str) -> set[str]:
+    """The names the layout tree of docs/how-it-works.md lists directly under ``top/``."""
+    tree = blocks(section(page("docs/how-it-works.md"), "Layout"), "text")
+    assert len(tree) == 1, "docs/how-it-works.md: the Layout section has one tree"
+    entries: set[str] = set()
+    inside = False
+    for line in tree[0].splitlines():
+        if not line.startswith(" "):
+            inside = line.startswith(f"{top}/")
+        elif inside and re.match(r"  \S", line):
+            first_column = re.split(r"\s{2,}", line.strip())[0]
+            entries |= set(re.findall(r"\w+\.py|\w+/", first_column))
+    return entries
+
+
+@pytest.mark.parametrize("top", ["engine", "sim"])
+def test_layout_names_every_module_and_package(top):
+    """docs/how-it-works.md's tree lists every module and package directly under engine/ and sim/."""
+    here = {p.name for p in (ROOT / top).glob("*.py") if p.name != "__init__.py"}
+    here |= {f"{p.name}/" for p in (ROOT / top).iterdir() if (p / "__init__.py").exists()}
+    listed = _layout_entries(top)
+    assert here - listed == set(), f"add to the layout in docs/how-it-works.md: {sorted(here - listed)}"
+    assert listed - here == set(), f"the layout in docs/how-it-works.md lists what is gone: {sorted(listed - here)}"
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_files_named_exist(name):
     """Every repository path a page names in backticks (``engine/sharded/registry.py``) is there."""
