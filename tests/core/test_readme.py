@@ -108,10 +108,10 @@ def test_experiment_commands_name_real_scripts_and_options():
 def test_usage_commands_run_as_written(tmp_path):
     commands = [c for c in shown_commands(page("docs/usage.md")) if c.startswith("flashsim ")]
     assert len(commands) >= 3
-    flashsim = Path(sys.executable).parent / "flashsim"
+    binary = Path(sys.executable).parent / "flashsim"
     outputs = []
     for command in commands:
-        done = subprocess.run([str(flashsim), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True,
+        done = subprocess.run([str(binary), *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, (command, done.stderr)
         outputs.append(done.stdout)
