@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from sim.cli import main as flashsim
-from sim.cli.main import reference_markdown
+from sim.cli.commands import reference_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

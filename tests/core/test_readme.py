@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from sim.cli.main import reference_markdown
+from sim.cli.commands import reference_markdown
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
