@@ -78,9 +78,9 @@ class Lane:
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
                 retry: list[Item] = []
                 for item in batch:
+                    if item[3]:  # ASKING's +OK (were it an error, the run stops: better than replies out of step)
+                        await conn.read_response()
                     try:
-                        if item[3]:
-                            await conn.read_response()  # ASKING: +OK
                         reply = await conn.read_response()
                     except NoScriptError:
                         retry.append(item)
