@@ -138,14 +138,6 @@ class Scenario:
             _assign(data, type(self), path.split("."), _parse_value(raw.strip()), path)
         return Scenario.from_dict(data)
 
-    @property
-    def offered_requests(self) -> int | None:
-        """Requests the workload will send, when known in advance (open loop)."""
-        w = self.workload
-        if w.kind == "burst":
-            return w.buyers
-        return None
-
 
 def _parse_value(raw: str) -> Any:
     try:

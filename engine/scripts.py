@@ -56,6 +56,28 @@ def as_int(value: object) -> int | None:
     return None
 
 
+def lua_number(value: object) -> int | float | None:
+    """Lua's ``tonumber`` for the inputs we send: an integral number as ``int``, else ``float``; None for junk.
+
+    Where a script writes a number into a name, Lua formats it with ``%.14g``: an
+    integral value has no ".0", which an ``int`` here reproduces (``f"pend{n}"``).
+    """
+    if value.__class__ is int:
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, (str, bytes)):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return int(number) if number.is_integer() else number
+
+
 def register(name: str, twin: Twin, family: str) -> Script:
     """Register ``<family>/scripts/<name>.lua`` with its Python twin.
 

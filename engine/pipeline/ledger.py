@@ -239,11 +239,6 @@ def create_tables() -> Ops:
         yield from _ok((yield DbExec(None, f"create_{table}")), None)
 
 
-def drop_tables() -> Ops:
-    for table in ("ledger", "ledger_part", "detail"):
-        yield DbExec(None, f"drop_{table}")
-
-
 def init_ledger(sku: str, stock: int) -> Ops:
     """A product row with all its stock in the pre-allocation pool."""
     reply = yield DbExec(None, "ledger_insert", (sku, stock))

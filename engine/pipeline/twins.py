@@ -43,7 +43,7 @@ def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, 
 
 
 def _restatus(details: dict[str, str], seq: str, status: str) -> str:
-    record = details[seq] = details[seq][:-1] + status
+    record = details[seq] = f"{details[seq]}"[:-1] + status  # (the Lua treats any value as text)
     return record
 
 
@@ -51,14 +51,18 @@ def detail_collect(store: Store, keys: tuple, args: tuple) -> list:
     pending = store.get(keys[1])
     if not pending:
         return []
-    take = int(args[1])
+    take = args[1] if args[1].__class__ is int else as_int(args[1])  # Lua: tonumber, then LPOP's count
+    if take is None or take < 0:
+        raise ValueError(f"LPOP count must be a non-negative integer (got {args[1]!r})")  # a Redis error too
     seqs = pending[:take]
     del pending[:take]
     if not pending:
         del store[keys[1]]  # Redis deletes an emptied list
     meta = store.setdefault(keys[3], {})
     batch = meta["batch"] = meta.get("batch", 0) + 1
-    details = store[keys[0]]
+    # Looked up only when there are records to mark: with a count of 0 the Lua files an empty batch
+    # and never reads the detail hash (the twin used to fail on a missing one; found by the twin test).
+    details = store[keys[0]] if seqs else {}
     out: list[str] = []
     for seq in seqs:
         out += (seq, _restatus(details, seq, "s"))
@@ -77,13 +81,14 @@ def detail_stale(store: Store, keys: tuple, args: tuple) -> list:
         if float(sent) <= cutoff:
             due.append((int(batch), seqs))
     due.sort()
-    details = store[keys[0]]
+    # read only when a batch is due, and a missing record is nil, as in the Lua (the twin used to raise)
+    details = store.get(keys[0], {}) if due else {}
     out = []
     for batch, seqs in due:
         batches[str(batch)] = f"{args[0]}|{seqs}"
-        records: list[str] = []
+        records: list[str | None] = []
         for seq in seqs.split(","):
-            records += (seq, details[seq])
+            records += (seq, details.get(seq))
         out.append([batch, records])
     return out
 

@@ -10,7 +10,10 @@ keeps up with ``redis-benchmark`` from Python.
 
 Scripts are loaded on every master up front; a ``NOSCRIPT`` reply (a server
 restarted or flushed its script cache) reloads the script on that connection
-and resends the op; a ``MOVED`` reply updates the slot owner and resends.
+and resends the op; a ``MOVED`` reply updates the slot owner and resends. An
+``ASK`` reply (the slot is migrating and the key already moved) resends the op
+to the importing master once, preceded by ``ASKING`` on the same connection and
+in the same pipeline, as Redis Cluster requires; the slot owner stays as it was.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 MAX_BATCH = 512
 MAX_REDIRECTS = 5
 
+Item = tuple["Task", Eval, int, bool]  # a queued op: its task, the op, redirects so far, send ASKING first
+
 
 def sha1(lua: str) -> str:
     """The SHA1 Redis names a script by (what EVALSHA wants)."""
@@ -46,11 +51,11 @@ class Lane:
         self.links = links
         self.node = node
         self.connection = connection
-        self.queue: deque[tuple[Task, Eval, int]] = deque()
+        self.queue: deque[Item] = deque()
         self.busy = False
 
-    def put(self, task: Task, op: Eval, redirects: int = 0) -> None:
-        self.queue.append((task, op, redirects))
+    def put(self, task: Task, op: Eval, redirects: int = 0, asking: bool = False) -> None:
+        self.queue.append((task, op, redirects, asking))
         if not self.busy:
             self.busy = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -65,10 +70,16 @@ class Lane:
             while queue:
                 size = min(len(queue), MAX_BATCH)
                 batch = [queue.popleft() for _ in range(size)]
-                commands = [("EVALSHA", shas[op.script], len(op.keys), *op.keys, *op.args) for _, op, _ in batch]
+                commands: list[tuple[Any, ...]] = []
+                for _, op, _, asking in batch:
+                    if asking:  # only the next command on this connection may touch the importing slot
+                        commands.append(("ASKING",))
+                    commands.append(("EVALSHA", shas[op.script], len(op.keys), *op.keys, *op.args))
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-                retry: list[tuple[Task, Eval, int]] = []
+                retry: list[Item] = []
                 for item in batch:
+                    if item[3]:  # ASKING's +OK (were it an error, the run stops: better than replies out of step)
+                        await conn.read_response()
                     try:
                         reply = await conn.read_response()
                     except NoScriptError:
@@ -80,7 +91,7 @@ class Lane:
                     else:
                         interpreter.wake(item[0], reply)
                 if retry:
-                    await self._reload({op.script for _, op, _ in retry})
+                    await self._reload({op.script for _, op, _, _ in retry})
                     queue.extendleft(reversed(retry))
         except Exception as err:  # a lost connection ends the run with one clear message
             interpreter.abort(TargetError(f"Redis master {links.names[self.node]} failed: "
@@ -108,6 +119,8 @@ class RedisLinks:
         self._turn: list[int] = []
         self._node_of: dict[str, int] = {}
         self.shas = {name: sha1(script.lua) for name, script in scripts.REGISTRY.items()}
+        self.moved = 0  # MOVED replies followed (the slot owner changed)
+        self.asked = 0  # ASK replies followed (a slot in migration, the key already on the importing master)
 
     async def open(self) -> None:
         """Connect every lane and load every registered script on every master."""
@@ -145,17 +158,21 @@ class RedisLinks:
         self._turn[node] = (turn + 1) % len(lanes)
         lanes[turn].put(task, op, redirects)
 
-    def redirected(self, err: ResponseError, item: tuple[Task, Eval, int]) -> None:
-        """MOVED/ASK: the slot lives elsewhere now; follow it if it is a known master."""
-        task, op, redirects = item
+    def redirected(self, err: ResponseError, item: Item) -> None:
+        """MOVED/ASK: the slot (MOVED) or this key (ASK) lives elsewhere now; follow it if it is a known master."""
+        task, op, redirects, _ = item
         parts = str(err).split()
         address = parts[-1] if parts else ""
         if redirects >= MAX_REDIRECTS or address not in self.names:
             self.interpreter.abort(TargetError(f"cluster topology changed during the run ({err})"))
             return
         node = self.names.index(address)
-        if isinstance(err, MovedError):
+        asking = not isinstance(err, MovedError)  # (redis-py's MovedError is a subclass of AskError)
+        if asking:
+            self.asked += 1
+        else:
+            self.moved += 1
             self.owner[key_slot(op.keys[0])] = node
             self._node_of.clear()
         task.node = node
-        self.lanes[node][0].put(task, op, redirects + 1)
+        self.lanes[node][0].put(task, op, redirects + 1, asking)

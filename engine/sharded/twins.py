@@ -19,7 +19,7 @@ ints here; Redis keeps them as the same numbers in text.
 from __future__ import annotations
 
 from engine.pipeline.twins import write_detail
-from engine.scripts import BAD_QTY, NO_STOCK_KEY, REGISTRY, SOLD_OUT, Script, Store, as_int, get, register
+from engine.scripts import BAD_QTY, NO_STOCK_KEY, REGISTRY, SOLD_OUT, Script, Store, as_int, get, lua_number, register
 
 RETIRED = -4
 """partition_deduct status of a retired partition."""
@@ -44,10 +44,11 @@ def partition_deduct(store: Store, keys: tuple, args: tuple) -> list[int]:
             return [BAD_QTY, 0, 0, 0, 0]
     if qty <= 0:
         return [BAD_QTY, 0, 0, 0, 0]
-    threshold = int(args[1])
     meta = store.get(keys[3])
     if meta is None:
         return [NO_STOCK_KEY, 0, 0, 0, 0]
+    # Lua's tonumber, after the meta check as in the Lua (junk there made the twin raise where the Lua replied)
+    threshold = args[1] if args[1].__class__ is int else lua_number(args[1])
     act = meta["active"]
     if act < 0:
         return [RETIRED, 0, act, 0, 0]
@@ -62,7 +63,7 @@ def partition_deduct(store: Store, keys: tuple, args: tuple) -> list[int]:
         x = 0
         store[there] = y
     store[here] = x
-    store[keys[2]] += qty
+    store[keys[2]] = store.get(keys[2], 0) + qty  # INCRBY creates a missing sold counter
     switched = 0
     if (x < threshold and y >= threshold) or (x == 0 and y > 0):
         act = meta["active"] = 1 - act
@@ -88,16 +89,17 @@ def partition_inject(store: Store, keys: tuple, args: tuple) -> list[int]:
     if ticket in applied:
         return [0, 0, 0]
     applied[ticket] = units
-    store[keys[1]] += units
+    store[keys[1]] = store.get(keys[1], 0) + units  # INCRBY creates a missing counter (here and below)
     credit = 0
     if meta["active"] >= 0:
-        room = max(0, int(args[3]) - store[keys[0]])
+        room = max(0, lua_number(args[3]) - store[keys[0]])  # type: ignore[operator]
         credit = min(units, room)
         store[keys[0]] += credit
     bounce = units - credit
     if bounce > 0:
-        store[keys[2]] += bounce
-    sub = int(args[2])
+        store[keys[2]] = store.get(keys[2], 0) + bounce
+    sub = lua_number(args[2])  # a sub-domain, 0 or 1, from the engine; Lua names the flag "pend" .. sub
+    assert sub is not None, "the Lua fails on a non-numeric sub-domain"
     if sub >= 0:
         meta[f"pend{sub}"] = 0
         if units == 0:
@@ -116,7 +118,7 @@ def partition_retire(store: Store, keys: tuple, args: tuple) -> list[int]:
     units = store[keys[0]] + store[keys[1]]
     store[keys[0]] = 0
     store[keys[1]] = 0
-    store[keys[2]] += units
+    store[keys[2]] = store.get(keys[2], 0) + units  # INCRBY creates a missing returned counter
     meta["active"] = -1
     return [1, units]
 
@@ -125,7 +127,9 @@ def partition_status(store: Store, keys: tuple, args: tuple) -> list[int]:
     meta = store.get(keys[2])
     if meta is None:
         return [NO_STOCK_KEY] * 5
-    return [store[keys[0]], store[keys[1]], meta["active"], meta["pend0"], meta["pend1"]]
+    reply = [store.get(keys[0]), store.get(keys[1]), meta["active"], meta.get("pend0"), meta.get("pend1")]
+    # Redis cuts a Lua array at its first nil: a missing counter shortens the reply, as the Lua's does
+    return reply[: reply.index(None)] if None in reply else reply
 
 
 def pool_init(store: Store, keys: tuple, args: tuple) -> int:

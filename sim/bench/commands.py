@@ -4,7 +4,7 @@
     flashsim plot RESULTS_DIR [--format png|svg ...] [--out DIR]
     flashsim plan --peak RATE --p99 SECONDS [--stock N] [--of all|ok] [SCENARIO.toml] [--set k=v ...]
 
-Registered with :func:`sim.cli.command` when :mod:`sim.cli` imports this module.
+Listed in :data:`sim.cli.main.COMMANDS`, which imports this module when one of them runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sim.bench.plan import DEFAULT_SIZES, plan
 from sim.bench.plots import FORMATS, plot_results
 from sim.bench.runner import default_workers, run_sweep
 from sim.bench.sweep import load_sweep
-from sim.cli.main import CliError, command, scenario_arguments, scenario_from
+from sim.cli.common import CliError, Command, scenario_arguments, scenario_from
 
 HEADLINE = ("goodput", "p50", "p99", "p999", "sold", "refused_with_stock", "violations")
 
@@ -70,10 +70,6 @@ def _pm(mean: float, half: float) -> str:
     return f"{format(mean, digits)} ± {format(half, digits)}"
 
 
-command("sweep", "run a parameter sweep (points x strategies x replications) in parallel, resumable")(_sweep)(
-    _sweep_arguments)
-
-
 def _plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, help="a sweep's results folder (runs.parquet) or a run's (requests.parquet)")
     parser.add_argument("--format", dest="formats", action="append", choices=FORMATS,
@@ -87,9 +83,6 @@ def _plot(args: argparse.Namespace) -> int:
     for path in plot_results(args.results, args.out, args.formats or ["png"]):
         print(f"wrote {path}")
     return 0
-
-
-command("plot", "draw the standard figures from a results folder")(_plot)(_plot_arguments)
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,5 +116,8 @@ def _plan(args: argparse.Namespace) -> int:
     return 0 if result.answer else 1
 
 
-command("plan", "smallest shard count (and sub-domain size) meeting a p99 SLO at a peak, with no false sold-outs")(
-    _plan)(_plan_arguments)
+COMMANDS = {
+    "sweep": Command(_sweep_arguments, _sweep),
+    "plot": Command(_plot_arguments, _plot),
+    "plan": Command(_plan_arguments, _plan),
+}

@@ -57,7 +57,7 @@ class Plan:
 
 def require_sharded() -> None:
     if STRATEGY not in STRATEGIES:
-        raise ScenarioError(f"flashsim plan needs the {STRATEGY!r} strategy (issue 4), which is not registered; "
+        raise ScenarioError(f"flashsim plan needs the {STRATEGY!r} strategy (it sizes its shards), which is not registered; "
                             f"available: {', '.join(STRATEGIES)}")
 
 

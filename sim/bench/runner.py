@@ -16,7 +16,6 @@ the same whichever executor ran them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -35,6 +34,7 @@ from sim.bench.record import RunOutput, execute
 from sim.bench.stats import confidence_interval, summarize_points
 from sim.bench.sweep import RECORDS, RunSpec, Sweep, expand
 from sim.output import meta, write_json
+from sim.progress import RunProgress
 
 RESULTS_ROOT = Path("results")
 
@@ -87,7 +87,7 @@ def run_sweep(sweep: Sweep, out: str | Path | None = None, *, workers: int | Non
         specs = expand(sweep, counts)
         pending = [s for s in specs if not (parts / f"{s.key}.parquet").exists()]
         if pending:
-            progress = Progress(f"sweep {sweep.name}", len(specs), len(specs) - len(pending), quiet)
+            progress = RunProgress(f"sweep {sweep.name}", len(specs), len(specs) - len(pending), quiet)
             progress.note(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
                           f"{_executor_label(workers, dask)} -> {path}")
             for output in _execute(pending, workers, dask):
@@ -221,53 +221,3 @@ def _adaptive_counts(sweep: Sweep, runs: pd.DataFrame, counts: dict[str, int]) -
         if n < rule.max_replications and not confidence_interval(group[rule.metric]).met(rule.half_width, rule.relative):
             more[str(pid)] = min(rule.max_replications, n + batch)
     return more
-
-
-# ---------------------------------------------------------------- progress
-class Progress:
-    """A progress bar with ETA on stderr (a line per 10 % when stderr is not a terminal)."""
-
-    def __init__(self, label: str, total: int, done: int = 0, quiet: bool = False):
-        self.label, self.total, self.done, self.quiet = label, total, done, quiet
-        self.start_done = done
-        self.start = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-        self._last_decile = done * 10 // max(total, 1)
-
-    def note(self, text: str) -> None:
-        if not self.quiet:
-            print(f"{self.label}: {text}", file=sys.stderr, flush=True)
-
-    def advance(self, count: int = 1) -> None:
-        self.done += count
-        if self.quiet:
-            return
-        decile = self.done * 10 // max(self.total, 1)
-        if self.tty:
-            sys.stderr.write("\r" + self.line())
-            sys.stderr.flush()
-        elif decile > self._last_decile:
-            self._last_decile = decile
-            print(self.line(), file=sys.stderr, flush=True)
-
-    def line(self) -> str:
-        elapsed = time.perf_counter() - self.start
-        fresh = self.done - self.start_done
-        eta = elapsed / fresh * (self.total - self.done) if fresh else float("nan")
-        filled = int(30 * self.done / max(self.total, 1))
-        return (f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} runs "
-                f"elapsed {_clock(elapsed)} eta {_clock(eta)} ")
-
-    def finish(self) -> None:
-        if not self.quiet and self.tty:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _clock(seconds: float) -> str:
-    if seconds != seconds:  # NaN: nothing to extrapolate from yet
-        return "--:--"
-    with contextlib.suppress(OverflowError, ValueError):
-        minutes, secs = divmod(int(round(seconds)), 60)
-        return f"{minutes}:{secs:02d}"
-    return "--:--"

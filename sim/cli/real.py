@@ -7,6 +7,10 @@
 The Redis password comes from ``--redis-password-env VAR`` (default
 ``FLASHSIM_REDIS_PASSWORD``) and TLS files from ``FLASHSIM_REDIS_TLS_*``: a
 password never appears on a command line, in output or in saved results.
+
+``flashsim run`` imports this module for its options; the real-mode stack
+(:mod:`engine.real`: redis, asyncmy, the load-generator processes) is imported
+only when a real run or the cluster command actually starts.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.real import RealOptions, RedisTarget, TargetError, run_real
-from engine.real.cluster import LocalCluster, default_state_dir
-from engine.result import Result
-from engine.scenario import Scenario
-from sim.cli.main import CliError, command
+from sim.cli.common import CliError, Command
+
+if TYPE_CHECKING:
+    from engine.real import RealOptions
+    from engine.result import Result
+    from engine.scenario import Scenario
 
 
 def add_real_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +45,9 @@ def add_real_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def real_options(args: argparse.Namespace) -> RealOptions:
+    from engine.real import RealOptions, RedisTarget, TargetError
+    from engine.real.cluster import LocalCluster, default_state_dir
+
     if args.workers < 1:
         raise CliError(f"--workers must be >= 1 (got {args.workers})")
     if args.lanes < 1:
@@ -58,6 +66,8 @@ def real_options(args: argparse.Namespace) -> RealOptions:
 
 def run_for_real(args: argparse.Namespace, scenario: Scenario, strategy: str, progress: Any) -> Result:
     """``flashsim run --real``: one real run, errors as one line."""
+    from engine.real import TargetError, run_real
+
     options = real_options(args)
     print(f"real mode: {options.target.describe()}, {options.workers} worker(s)")
     try:
@@ -67,6 +77,8 @@ def run_for_real(args: argparse.Namespace, scenario: Scenario, strategy: str, pr
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.real.cluster import default_state_dir
+
     parser.add_argument("action", choices=("up", "down"), help="start or stop the local cluster")
     parser.add_argument("--nodes", type=int, default=3, help="masters to start (default 3)")
     parser.add_argument("--dir", type=Path, default=None,
@@ -74,6 +86,9 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> int:
+    from engine.real.cluster import LocalCluster, default_state_dir
+    from engine.real.target import TargetError
+
     directory = args.dir or default_state_dir()
     try:
         if args.action == "up":
@@ -91,4 +106,4 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-command("cluster", "start (up) or stop (down) a local Redis Cluster on loopback ports")(_cluster)(_cluster_arguments)
+COMMANDS = {"cluster": Command(_cluster_arguments, _cluster)}

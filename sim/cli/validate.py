@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.scenario import Scenario, ScenarioError
+from sim.cli.common import Command
 
-HELP = "run the validation grid in the simulator and on real servers; report errors per figure"
 EXIT_FAILED = 1
 EXIT_INVARIANT = 3
 
@@ -131,3 +131,6 @@ def _targets(urls: list[str]) -> dict[int, str]:
             raise ScenarioError(f"two --redis-url targets have {masters} master(s); give one per node count")
         by_nodes[masters] = url
     return by_nodes
+
+
+COMMANDS = {"validate": Command(add_arguments, handle)}

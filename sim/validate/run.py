@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 
 from engine.fields import ScenarioError
-from sim.bench.runner import Progress
 from sim.output import meta, write_json
+from sim.progress import RunProgress as Progress
 from sim.validate import report
 from sim.validate.errors import error_table
 from sim.validate.figures import FIGURES, run_figures

@@ -80,3 +80,62 @@ def test_console_script_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sim.cli", "run", "--set", "sale.stock=x"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "sale.stock: expected an integer" in bad.stderr
+
+
+HEAVY = ("redis", "asyncmy", "multiprocessing", "engine.real", "sim.bench", "distributed")
+IMPORTED = """
+import contextlib, io, json, sys
+from sim.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main({argv!r})
+heavy = sorted(m for m in sys.modules if m.startswith({heavy!r}))
+print(json.dumps([code, heavy]))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", *SMALL], ["compare", "--only", "single_redis", *SMALL],
+                                  ["run", "--help"], ["reference"]])
+def test_simulated_commands_never_import_the_real_stack(argv):
+    probe = IMPORTED.format(argv=argv, heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    code, heavy = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and heavy == []
+
+
+def test_the_probe_sees_a_real_command_load_the_real_stack():
+    probe = IMPORTED.format(argv=["cluster", "--help"], heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    code, heavy = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and "redis" in heavy and "engine.real" in heavy
+
+
+def test_every_listed_command_exists_in_its_module_and_parses(capsys):
+    from sim.cli.main import COMMANDS, build_parser, load_command
+
+    for name in COMMANDS:
+        assert callable(load_command(name).handler)
+        assert main([name, "--help"]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: flashsim {name}")
+    parser_help = build_parser().format_help()
+    assert all(name in parser_help for name in COMMANDS)
+
+
+def test_compare_prints_a_line_per_strategy_when_stderr_is_not_a_terminal(capsys):
+    assert main(["compare", "--only", "single_redis,sharded", *SMALL]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" done in ")[0] for line in err] == ["flashsim: single_redis", "flashsim: sharded"]
+
+
+def test_run_draws_a_bar_of_buyers_on_a_terminal(monkeypatch, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["run", *SMALL]) == 0
+    final = terminal.getvalue().split("\r")[-1]
+    assert final.startswith("single_redis: 100%") and "2.00k/2.00k" in final and "buyers/s" in final

@@ -65,3 +65,23 @@ def test_cli_run_real_unreachable_target_is_one_line(capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("flashsim: error: cannot reach Redis at redis://127.0.0.1:1")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_key_slot_is_what_the_cluster_computes(cluster):
+    """engine.slots.key_slot against `CLUSTER KEYSLOT` on a live node, for tricky and random keys."""
+    import random
+
+    from engine.slots import key_slot
+
+    rng = random.Random(7)
+    alphabet = "ab{}:é}{{x"
+    keys = ["", "{}", "{{}}", "foo{}{bar}", "foo{{bar}}zap", "a{b}c{d}", "}{", "{é}", "stock:{sku42:p3}:a"]
+    keys += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12))) for _ in range(300)]
+    client = redis.Redis(port=cluster.ports[0])
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command("CLUSTER", "KEYSLOT", key)
+    expected = pipe.execute()
+    client.close()
+    assert [key_slot(key) for key in keys] == expected
+    assert len(set(expected)) > 100  # the random keys really spread over many slots
