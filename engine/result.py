@@ -1,7 +1,9 @@
 """The shape of a run's output, the same for a simulated and a real run.
 
 ``requests``: one row per request (id, t_arrival = intended send time,
-t_done, latency, outcome, qty, node, ops), times in seconds from sale start.
+t_done, latency, outcome, qty, node, ops, servable), times in seconds from sale start;
+``servable`` is 1 when a refused or timed-out buyer's quantity could have been served at that
+instant, 0 when not, -1 for every other request or where it is unknown (see docs/soldout.md).
 ``timeline``: inventory sampled over time. ``summary``: the headline figures
 (see :func:`summarize`). Latency runs from the intended send time; a timed-out
 request counts at the timeout, so high percentiles under overload are lower
@@ -45,10 +47,22 @@ class Result:
         return not self.violations
 
 
+SERVABLE_UNKNOWN = -1
+"""``servable`` of a request that was served, or whose refusal was not checked (real mode)."""
+
+SOLDOUT_FIGURES = ("refused_servable", "refused_servable_units", "timed_out_servable", "timed_out_servable_units")
+
+
 def requests_frame(t_arrival: np.ndarray, t_done: np.ndarray, outcome: np.ndarray, qty: np.ndarray,
-                   node: np.ndarray, ops: np.ndarray) -> pd.DataFrame:
-    """The requests table from columnar arrays (outcome codes become labels)."""
+                   node: np.ndarray, ops: np.ndarray, servable: np.ndarray | None = None) -> pd.DataFrame:
+    """The requests table from columnar arrays (outcome codes become labels).
+
+    ``servable`` (int8, per request) is None where no one could check it: the column is then
+    all ``SERVABLE_UNKNOWN`` and the summary's servable figures are NaN.
+    """
     n = len(t_arrival)
+    if servable is None:
+        servable = np.full(n, SERVABLE_UNKNOWN, dtype=np.int8)
     return pd.DataFrame(
         {
             "id": np.arange(n, dtype=np.int64),
@@ -59,8 +73,42 @@ def requests_frame(t_arrival: np.ndarray, t_done: np.ndarray, outcome: np.ndarra
             "qty": qty,
             "node": node,
             "ops": ops,
+            "servable": servable.astype(np.int8, copy=False),
         }
     )
+
+
+def soldout_figures(requests: pd.DataFrame, checked: bool) -> dict[str, float]:
+    """Buyers refused / timed out while servable, and the units they asked for.
+
+    ``checked`` says whether the run evaluated ``servable`` at each refusal and timeout
+    (the simulator does, from exact state); if not, the figures are NaN, never 0.
+    """
+    if not checked:
+        return dict.fromkeys(SOLDOUT_FIGURES, math.nan)
+    codes = requests["outcome"].cat.codes.to_numpy()
+    flagged = requests["servable"].to_numpy() == 1
+    qty = requests["qty"].to_numpy()
+    figures: dict[str, float] = {}
+    for name, outcome in (("refused_servable", Outcome.SOLD_OUT), ("timed_out_servable", Outcome.TIMEOUT)):
+        mask = flagged & (codes == outcome)
+        figures[name] = int(mask.sum())
+        figures[f"{name}_units"] = int(qty[mask].sum())
+    return figures
+
+
+def stranded_unit_seconds(timeline: pd.DataFrame) -> float:
+    """Integral of the timeline's ``stranded`` column over time (each sample held until the next)."""
+    if timeline.empty or "stranded" not in timeline:
+        return math.nan
+    t = timeline["t"].to_numpy(dtype=float)
+    units = timeline["stranded"].to_numpy(dtype=float)
+    return float(np.sum(units[:-1] * np.diff(t)))
+
+
+def stranded_units(pieces: list[int], smallest: int) -> int:
+    """Units in pieces (partitions) that hold some stock but less than any buyer asks for."""
+    return sum(p for p in pieces if 0 < p < smallest)
 
 
 def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,

@@ -10,7 +10,10 @@ registry, ...) and hands out generators; it never performs I/O itself:
   refresh) that the interpreter runs until the sale is over;
 - :meth:`drain` yields the ops that finish outstanding work after the last buyer;
 - :meth:`keys` names every Redis key it may create (cleanup, real-mode safety);
-- :meth:`inventory` says where every unit is, from a snapshot of those keys.
+- :meth:`inventory` says where every unit is, from a snapshot of those keys;
+- :meth:`servable` and :meth:`pieces` feed the sold-out metrics (docs/soldout.md): whether
+  one buyer's quantity could be served from what the servers hold at an instant, and the
+  units in each place a single request takes from (partitions), for stranded stock.
 
 and the hooks an interpreter may use, declared here so that no interpreter
 ever probes a strategy with ``hasattr``/``getattr``:
@@ -72,6 +75,24 @@ class Strategy:
 
     def inventory(self, read: Read) -> Inventory:
         raise NotImplementedError
+
+    def servable(self, qty: int, read: Read) -> bool:
+        """Could one buyer of ``qty`` units be served from the stock the servers hold now?
+
+        For metrics only (refused / timed out while servable), never for decisions: the
+        simulator calls it with exact, free reads at the instant a buyer is refused or its
+        patience runs out. Stock in flight or already claimed does not count.
+        """
+        raise NotImplementedError
+
+    def pieces(self, inventory: Inventory) -> list[int]:
+        """Units in each partition of an inventory snapshot (empty: the strategy has none).
+
+        Stock in a partition is *stranded* while no buyer can take it (a piece smaller than
+        the smallest quantity asked) and at the end of the sale; one counter or one DB row
+        never strands anything.
+        """
+        return []
 
     def counters(self) -> dict[str, float]:
         """Strategy-specific figures for the summary (retries, injections, ...)."""

@@ -4,6 +4,11 @@ Open-loop clients replay an arrival schedule drawn in advance from the
 arrivals stream (:mod:`engine.workload`), so every strategy meets the same
 buyers; latency runs from the intended send time, so a slow server cannot
 hide its queue by slowing the senders (no coordinated omission).
+
+Given a ``servable(qty)`` check (exact state, see :meth:`engine.strategy.Strategy.servable`),
+the clients record for every refused buyer whether its quantity could have been served at the
+instant of the refusal, and for every buyer who times out, at the instant its patience ran
+out (open loop: the deadlines, sorted like the arrivals, are merged into the event loop).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from sim.kernel import Call, run_with_arrivals, schedule_call
 TIMEOUT = Outcome.TIMEOUT
 
 Progress = Callable[[int, int | None], None]
+Servable = Callable[[int], bool]
+SOLD_OUT = Outcome.SOLD_OUT
 
 
 class RequestLog:
@@ -48,6 +55,7 @@ class RequestLog:
         self.outcome = grow("outcome", "i1", -1)
         self.node = grow("node", "i2", -1)
         self.ops = grow("ops", "i4")
+        self.servable = grow("servable", "i1", -1)  # refused / timed out while servable: 1, else 0; -1 n/a
         self.capacity = capacity
 
     def add(self, t_arrival: float, qty: int) -> int:
@@ -71,7 +79,7 @@ class OpenLoopClients:
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  schedule: Schedule, timeout: float, on_all_done: Callable[[], object],
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, servable: Servable | None = None):
         self.env = env
         self.interpreter = interpreter
         self.deduct = deduct
@@ -88,6 +96,8 @@ class OpenLoopClients:
         self.next = 0
         self.pending = 0
         self.t0 = 0.0
+        self.servable = servable
+        self._patience = timeout if servable is not None else math.inf
 
     def start(self) -> None:
         self.t0 = self.env.now
@@ -98,9 +108,11 @@ class OpenLoopClients:
         """Run the environment until ``until`` fires, feeding arrivals as it goes.
 
         Arrivals are merged into the event loop straight from the sorted
-        schedule instead of taking a heap entry each (see :func:`run_with_arrivals`).
+        schedule instead of taking a heap entry each (see :func:`run_with_arrivals`);
+        with a servable check, so are the requests' deadlines.
         """
-        run_with_arrivals(self.env, until, self.t0, self.times, self._arrive)
+        run_with_arrivals(self.env, until, self.t0, self.times, self._arrive, self._patience,
+                          self._expire if self.servable is not None else None)
 
     def _arrive(self, i: int) -> None:
         n = len(self.times)
@@ -112,12 +124,19 @@ class OpenLoopClients:
         request = Request(i, self.qtys[i], t)
         self.interpreter.start(self.deduct(request), self._done, self.t0 + t + self.timeout, i)
 
+    def _expire(self, i: int) -> None:
+        """Request ``i``'s patience runs out now: if it is still pending, it will time out."""
+        if self.log.outcome[i] < 0 and self.servable is not None:
+            self.log.servable[i] = self.servable(self.qtys[i])
+
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
         if outcome is TIMEOUT:
             t_done = self.times[i] + self.timeout
         else:
             t_done = self.env.now - self.t0
+            if outcome is SOLD_OUT and self.servable is not None:
+                self.log.servable[i] = self.servable(self.qtys[i])
         log = self.log
         log.t_done[i] = t_done
         log.outcome[i] = outcome._value_
@@ -135,7 +154,7 @@ class ClosedLoopUsers:
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  workload: Workload, streams: Streams, on_all_done: Callable[[], object],
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, servable: Servable | None = None):
         self.env = env
         self.interpreter = interpreter
         self.deduct = deduct
@@ -146,6 +165,7 @@ class ClosedLoopUsers:
         self._think = sampler(workload.think, streams.generator("think"))
         self._next_qty = QtyStream(workload.qty, streams.generator("qty"))
         self.log = RequestLog(workload.users * 8)
+        self.servable = servable
         self.active = 0
         self.t0 = 0.0
         self.end = 0.0
@@ -179,10 +199,14 @@ class ClosedLoopUsers:
             return
         task.finished = True
         task.gen.close()
+        if self.servable is not None:  # at the instant its patience ran out
+            self.log.servable[task.tag] = self.servable(int(self.log.qty[task.tag]))
         self._done(task, Outcome.TIMEOUT)
 
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
         t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else self.env.now - self.t0
+        if outcome is SOLD_OUT and self.servable is not None:
+            self.log.servable[i] = self.servable(int(self.log.qty[i]))
         self.log.finish(i, t_done, int(outcome), task.node, task.ops)
         schedule_call(self.env, self._think(), self._send)

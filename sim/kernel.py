@@ -98,7 +98,8 @@ def schedule_call(env: simpy.Environment, delay: float, callback: Callback, valu
 
 
 def run_with_arrivals(env: simpy.Environment, until: simpy.Event, t0: float, times: Sequence[float],
-                      arrive: Callable[[int], object]) -> None:
+                      arrive: Callable[[int], object], patience: float = math.inf,
+                      expire: Callable[[int], object] | None = None) -> None:
     """Run ``env`` until ``until`` fires, calling ``arrive(i)`` at time ``t0 + times[i]``.
 
     ``times`` is sorted. Arrivals are merged into the event loop straight from
@@ -106,12 +107,26 @@ def run_with_arrivals(env: simpy.Environment, until: simpy.Event, t0: float, tim
     is compared with the next event, and the earlier runs first (an event and
     an arrival at the same instant: the event first). Returns early if neither
     events nor arrivals remain.
+
+    With ``expire``, each arrival's deadline ``t0 + times[j] + patience`` is a
+    third stream, sorted like the arrivals: ``expire(j)`` runs then, after the
+    events of that instant (a reply exactly at the deadline comes first).
     """
     queue = env._queue
     n = len(times)
     i = 0
+    j = 0 if expire is not None and patience < math.inf else n  # next deadline (n: none to watch)
     while until._value is PENDING:
         t_next = t0 + times[i] if i < n else math.inf
+        if j < i:
+            t_exp = t0 + times[j] + patience
+            if t_exp < t_next:
+                if not (queue and queue[0][0] <= t_exp):
+                    env._now = t_exp
+                    expire(j)  # type: ignore[misc]
+                    j += 1
+                    continue
+                t_next = t_exp
         if queue and queue[0][0] <= t_next:
             # simpy.Environment.step, inlined: this loop runs once per event
             env._now, _, _, event = heappop(queue)

@@ -12,7 +12,7 @@ import pandas as pd
 import simpy
 
 from engine.model import Inventory
-from engine.result import Result, requests_frame, summarize
+from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
@@ -99,17 +99,22 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     t0 = env.now
 
     clients_done = env.event()
+
+    def servable(qty: int) -> bool:  # exact state at this instant: the sold-out metrics (docs/soldout.md)
+        return strat.servable(qty, world.read)
+
     if schedule is None and scenario.workload.kind == "closed":
         clients: Any = ClosedLoopUsers(env, world.interpreter, strat.deduct, scenario.workload, streams,
-                                       lambda: clients_done.succeed(), progress)
+                                       lambda: clients_done.succeed(), progress, servable)
     else:
         if schedule is None:
             schedule = open_loop_schedule(scenario.workload, streams)
         clients = OpenLoopClients(env, world.interpreter, strat.deduct, schedule,
-                                  scenario.workload.timeout, lambda: clients_done.succeed(), progress)
+                                  scenario.workload.timeout, lambda: clients_done.succeed(), progress, servable)
 
     timeline: list[dict[str, float]] = []
-    sampler = _TimelineSampler(env, strat, world.read, scenario.report.timeline_interval, t0, timeline)
+    smallest = int(schedule.qty.min()) if schedule is not None and len(schedule) else scenario.workload.qty.low
+    sampler = _TimelineSampler(env, strat, world.read, scenario.report.timeline_interval, t0, timeline, smallest)
     for gen in strat.background():
         world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND)
     clients.start()
@@ -126,9 +131,13 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     log = clients.log
     n = log.size
     requests = requests_frame(log.t_arrival[:n], log.t_done[:n], log.outcome[:n], log.qty[:n],
-                              log.node[:n], log.ops[:n])
+                              log.node[:n], log.ops[:n], log.servable[:n])
     summary = summarize(cls.name, requests, inventory, [node.busy for node in world.cluster.nodes],
                         horizon, strat.counters())
+    summary.update(soldout_figures(requests, checked=True))
+    timeline_frame = pd.DataFrame(timeline)
+    summary["stranded_unit_s"] = stranded_unit_seconds(timeline_frame)
+    summary.setdefault("stranded_end", 0)
     for figures in world.summaries:
         summary.update(figures())
     errors = world.interpreter.errors
@@ -139,7 +148,7 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     summary["violations"] = len(violations)
     return Result(
         scenario=scenario, strategy=cls.name, seed=streams.seed, mode="sim", requests=requests,
-        timeline=pd.DataFrame(timeline), summary=summary, inventory=inventory, violations=violations,
+        timeline=timeline_frame, summary=summary, inventory=inventory, violations=violations,
         events=_events_frame(strat.event_log, t0), wall_seconds=time.perf_counter() - wall,
     )
 
@@ -159,8 +168,9 @@ class _TimelineSampler:
     """Samples the strategy's inventory every ``interval`` simulated seconds."""
 
     def __init__(self, env: simpy.Environment, strategy: Strategy, read: Callable[[str], Any],
-                 interval: float, t0: float, rows: list[dict[str, float]]):
+                 interval: float, t0: float, rows: list[dict[str, float]], smallest: int = 1):
         self.env = env
+        self.smallest = smallest  # the smallest quantity a buyer asks: smaller pieces are stranded
         self.strategy = strategy
         self.read = read
         self.interval = interval
@@ -172,12 +182,18 @@ class _TimelineSampler:
     def _sample(self, _event: simpy.Event | None) -> None:
         if not self.running:
             return
-        self.rows.append(_row(self.env.now - self.t0, self.strategy.inventory(self.read)))
+        self._append()
         schedule_call(self.env, self.interval, self._sample)
 
     def stop(self) -> None:
         self.running = False
-        self.rows.append(_row(self.env.now - self.t0, self.strategy.inventory(self.read)))
+        self._append()
+
+    def _append(self) -> None:
+        inventory = self.strategy.inventory(self.read)
+        row = _row(self.env.now - self.t0, inventory)
+        row["stranded"] = stranded_units(self.strategy.pieces(inventory), self.smallest)
+        self.rows.append(row)
 
 
 def _row(t: float, inventory: Inventory) -> dict[str, float]:

@@ -78,6 +78,9 @@ class SingleRedis(Strategy):
     def reconciliation(self) -> Reconciliation | None:
         return self.pipeline.reconciliation if self.pipeline is not None else None
 
+    def servable(self, qty: int, read: Read) -> bool:
+        return int(read(self.counter.stock) or 0) >= qty
+
     def inventory(self, read: Read) -> Inventory:
         return Inventory(
             initial=self.scenario.sale.stock,

@@ -128,6 +128,10 @@ class DbStrategy(Strategy):
         """Logical tables this strategy creates (the real driver drops them afterwards)."""
         return (self.table,)
 
+    def servable(self, qty: int, read: Read) -> bool:
+        """The committed stock row holds ``qty`` (a deduction not yet committed still counts)."""
+        return int(read(self.stock_key) or 0) >= qty
+
     def inventory(self, read: Read) -> Inventory:
         """The DB row; with the read cache on, also note how far the cache is from it.
 

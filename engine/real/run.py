@@ -40,7 +40,7 @@ from engine.real.links import RedisLinks
 from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
 from engine.real.servers import NamespaceInUse, Servers
 from engine.real.target import RedisTarget, TargetError, Topology, discover
-from engine.result import Result, requests_frame, summarize
+from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
 from engine.scenario import Scenario
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
@@ -97,6 +97,11 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     node_busy = [after - before for before, after in zip(cpu_before, load.cpu)]
     summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters)
     summary.update(load.errors.figures())
+    # No exact global state at the instant of a refusal or a timeout on real servers: NaN, not a guess.
+    summary.update(soldout_figures(requests, checked=False))
+    timeline_frame = pd.DataFrame(load.timeline)
+    summary["stranded_unit_s"] = stranded_unit_seconds(timeline_frame)  # from the coordinator's samples
+    summary.setdefault("stranded_end", 0)  # sharded: read from the servers by the drain
     if load.errors.warning():
         print(load.errors.warning(), file=sys.stderr)
     violations = inventory.violations() + checks + load.reconciliation
@@ -106,7 +111,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         events_frame["t"] = events_frame["t"] - (load.t0 - origin)
         events_frame = events_frame.sort_values("t", kind="stable").reset_index(drop=True)
     return Result(scenario=scenario, strategy=cls.name, seed=streams.seed, mode="real", requests=requests,
-                  timeline=pd.DataFrame(load.timeline), summary=summary, inventory=inventory, violations=violations,
+                  timeline=timeline_frame, summary=summary, inventory=inventory, violations=violations,
                   events=events_frame, wall_seconds=time.perf_counter() - wall)
 
 
@@ -314,12 +319,12 @@ async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scena
             now = loop.time()
             if now >= next_sample:
                 inventory = await read_inventory(strat, servers, context)
-                timeline.append(_row(loop.time() - t0, inventory))
+                timeline.append(_row(loop.time() - t0, inventory, strat, scenario))
                 next_sample = max(next_sample + interval, loop.time())
                 if progress is not None:
                     progress(int(sum(done_counts)), total)
             await asyncio.sleep(min(0.01, max(0.0, next_sample - loop.time())))
-        timeline.append(_row(loop.time() - t0, await read_inventory(strat, servers, context)))
+        timeline.append(_row(loop.time() - t0, await read_inventory(strat, servers, context), strat, scenario))
         if progress is not None:
             progress(int(sum(done_counts)), total)
     finally:
@@ -387,8 +392,9 @@ def _merge(logs: list[WorkerLog], scenario: Scenario) -> pd.DataFrame:
     return requests_frame(*(columns[name][order] for name in ("t_arrival", "t_done", "outcome", "qty", "node", "ops")))
 
 
-def _row(t: float, inventory: Inventory) -> dict[str, float]:
+def _row(t: float, inventory: Inventory, strat: Strategy, scenario: Scenario) -> dict[str, float]:
     row = {"t": t, "sold": inventory.sold, "remaining": inventory.remaining}
     row.update(inventory.holders)
     row.update({f"in_flight:{k}": v for k, v in inventory.in_flight.items()})
+    row["stranded"] = stranded_units(strat.pieces(inventory), scenario.workload.qty.low)
     return row

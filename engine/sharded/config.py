@@ -48,7 +48,8 @@ class ShardedConfig:
     apps: int = doc(4, "sharded: app instances, each with its own registry (requests spread round-robin)")
     refresh_interval: float = doc(0.05, "sharded: seconds between registry refreshes (reads every partition + pool)")
     return_stranded: bool = doc(
-        False, "sharded: a partition that leaves the registry (or is left at the end) returns its stock to the pool"
+        True, "sharded: once the pool is empty, a partition holding less than a waiting buyer asks is retired and its "
+              "units gathered into partition 0 (and every partition's leftover returns to the pool at the end)"
     )
 
     def __post_init__(self) -> None:

@@ -70,7 +70,7 @@ class PartitionKeys:
         return (self.a, self.b, self.returned, self.meta)
 
     def status_keys(self) -> tuple[str, ...]:
-        return (self.a, self.b, self.meta)
+        return (self.a, self.b, self.meta, self.sold)
 
     def all(self) -> tuple[str, ...]:
         return (*self.init_keys(), self.applied)

@@ -12,6 +12,12 @@ number of apps, as every app sees its share of the buyers, over
 requests the partition can only refuse; with a share below 1 the queue stays
 short enough for a refill to overtake the stock's depletion.
 
+The registry also keeps, per partition, the largest ``sold`` counter a refresh
+has read. Sold counters only grow and stock only leaves the sale by being sold,
+so ``initial - sum(sold read)`` bounds from above what remains unsold anywhere
+(pool, partitions, in flight), however stale the reads: a buyer asking for more
+than that bound can be told "sold out" without a doubt (:meth:`unsold_bound`).
+
 States: ``ACTIVE`` (selectable), ``DRAINED`` (empty, but the pool may refill
 it or a refill is on its way), ``REMOVED`` (empty, the pool is empty and no
 refill is out, or retired: it has left the registry; only a refresh showing
@@ -73,6 +79,8 @@ class Registry:
         self._cursor = -1
         self._free: float = 0.0
         self._free_version = -1
+        self.sold = [0] * len(self.views)  # per partition: the largest sold counter a refresh read
+        self.sold_total = 0
         self._random = rng.random  # bound once: selection is on every request's path
 
     # --- selection --------------------------------------------------------
@@ -172,8 +180,12 @@ class Registry:
                 if v.state is State.DRAINED and not v.refill_pending:
                     v.state = State.REMOVED
 
-    def on_status(self, index: int, a: int, b: int, active: int, refill_pending: bool = False) -> State:
-        """A refresh read the partition: A, B, the active sub-domain (-1: retired), a refill out?"""
+    def on_status(self, index: int, a: int, b: int, active: int, refill_pending: bool = False,
+                  sold: int = 0) -> State:
+        """A refresh read the partition: A, B, the active sub-domain (-1: retired), a refill out, sold."""
+        if sold > self.sold[index]:
+            self.sold_total += sold - self.sold[index]
+            self.sold[index] = sold
         v = self.views[index]
         v.refill_pending = refill_pending
         if active < 0:
@@ -214,6 +226,10 @@ class Registry:
             return False
         return not any(v.state is not State.REMOVED and (v.remaining >= qty or v.refill_pending)
                        for v in self.views)
+
+    def unsold_bound(self, initial: int) -> int:
+        """At least what remains unsold anywhere right now (see the module docstring)."""
+        return initial - self.sold_total
 
     def live(self) -> list[int]:
         return [v.index for v in self.views if v.state is State.ACTIVE and v.remaining > 0]

@@ -8,15 +8,24 @@ the active sub-domain runs below the threshold the script switches to the
 other one and hands out a refill ticket for the idle one; the request spawns
 a task that takes stock from the pool and credits it, each step idempotent by
 ticket. A partition that answers "not enough" makes the request fall back to
-another one, up to a bound; when nothing looks sufficient the request waits
-for news while the registry believes stock remains, and the buyer hears
-"sold out" once every partition has left the registry.
+another one, up to a bound; when nothing looks sufficient (or the bound ran
+out) the request waits for news.
+
+The end game (docs/soldout.md): a buyer hears "sold out" only when its app
+*knows* that less than its quantity remains unsold anywhere: the registry
+bounds what remains by the partitions' sold counters it has read, which only
+grow. Until then the buyer waits for news (a refresh, a refill) within its
+patience. With ``return_stranded`` (the default), a partition left with a piece
+smaller than what a waiting buyer asks, once the pool is empty, is retired and
+its units gathered into the anchor partition (partition 0, never retired
+before the end), so pieces add up again.
 
 The app never reads a global truth: it learns from replies and from a
 periodic refresh, so each app's registry is stale in its own way. The
 simulator hands the strategy its ``oracle`` (free, exact reads, declared on
-:class:`~engine.strategy.Strategy`) used for one metric only: whether a
-refusal was false (stock remained somewhere).
+:class:`~engine.strategy.Strategy`) used for one legacy metric only
+(``false_sold_outs``); the sold-out metrics of every strategy come from
+:meth:`Sharded.servable` and :meth:`Sharded.pieces`.
 """
 
 from __future__ import annotations
@@ -65,14 +74,19 @@ class App:
         self.index = index
         self.registry = registry
         self.jobs: list[Refill | Retire] = []  # spawned and not finished yet (drain waits for them)
-        self.sold_out = False
         self.topups = 0
         self.retiring: set[int] = set()
         self.topping: set[int] = set()  # partitions with a top-up of this app running
         self.seen_tickets: dict[int, list[list[int]]] = {}  # partition -> [epoch, sightings] per sub-domain
+        self.waiting: dict[int, int] = {}  # qty -> this app's buyers waiting for news with that quantity
+
+    def want(self) -> int:
+        """The largest quantity one of this app's buyers is waiting for (0: none waits)."""
+        return max((qty for qty, n in self.waiting.items() if n > 0), default=0)
 
 
 class Sharded(Strategy):
+    ANCHOR = 0  # the partition gathered pieces go to; never retired before the end of the sale
     RECOVER_AFTER = 3  # refreshes that must see the same refill ticket out before it is re-run
     DRAIN_POLL = 0.001  # seconds between drain's looks at the jobs still running
 
@@ -100,14 +114,16 @@ class Sharded(Strategy):
             self.pipeline = SyncPipeline(scenario.pipeline, sku, self.namespace, self.note)
             for part in self.parts:
                 self.pipeline.add_partition(part)
+        self.initial = scenario.sale.stock
         self._all_sold = False
         self.node_ops = [0] * scenario.redis.nodes
         self.part_requests = [0] * cfg.partitions
         self.stats = dict.fromkeys(
             ("switches", "injections", "waits", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
-             "fallbacks", "refused_exhausted", "refused_bound", "refused_waiting", "false_sold_outs", "removals",
+             "fallbacks", "bound_waits", "refused_exhausted", "refused_waiting", "false_sold_outs", "removals",
              "retired", "returned_units", "recovered_tickets", "duplicate_tickets"), 0)
-        self.stranded = 0
+        self.stranded = 0  # units left in partitions at the end (drain)
+        self.stranded_end = 0
 
     # --- life cycle -----------------------------------------------------
     def setup(self) -> Ops:
@@ -136,26 +152,20 @@ class Sharded(Strategy):
 
     def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
         app = self.apps[request.id % len(self.apps)]
+        registry = app.registry
         qty = request.qty
-        if app.sold_out and self.scenario.sale.soldout_flag:
+        if qty > registry.unsold_bound(self.initial) and self.scenario.sale.soldout_flag:
+            self.stats["refused_exhausted"] += 1  # less than qty remains anywhere: no need to ask
             self._refused(qty)
             return Outcome.SOLD_OUT
-        registry = app.registry
         tried: tuple[int, ...] = ()
         i = registry.select(qty)
-        if i is None:
-            i = yield from self._await_refill(registry, qty)
-        while i is not None:
-            registry.send(i, qty)
-            self.node_ops[self.part_node[i]] += 1
-            self.part_requests[i] += 1
-            if self.pipeline is None:
-                status, remaining, active, switched, ticket = yield Eval(
-                    "partition_deduct", self._deduct_keys[i], (qty, self.cfg.threshold))
-            else:
-                status, remaining, active, switched, ticket = yield from self.pipeline.deduct_with(
-                    "partition_deduct_detail", self._deduct_keys[i], (qty, self.cfg.threshold), self.parts[i].tag)
-            registry.reply(i, qty)
+        while True:
+            if i is None:
+                i = yield from self._await_news(app, qty, tried)
+                if i is None:
+                    break
+            status, remaining, active, switched, ticket = yield from self._send(registry, i, qty)
             if status == 0:
                 before = registry.views[i].state
                 registry.on_sold(i, remaining, active)
@@ -171,53 +181,83 @@ class Sharded(Strategy):
             before = registry.views[i].state
             state = registry.on_refused(i, remaining, retired=status == RETIRED, refill_pending=ticket > 0)
             if state is State.REMOVED and before is not State.REMOVED:
-                t = yield NOW
-                self._removed(app, t, i)
-            elif (self.cfg.return_stranded and status == SOLD_OUT and remaining > 0 and registry.pool_empty
-                  and i not in app.retiring):
-                app.retiring.add(i)  # its leftover (< qty) goes back to the pool and on to a live partition
-                yield self._spawn(app, Retire(i))
-            if len(tried) >= self.cfg.fallback_tries:
-                tried += (i,)
-                break
+                self._removed(app, (yield NOW), i)
+            elif status == SOLD_OUT:
+                yield from self._gather(app, i, remaining, max(qty, app.want()))
             tried += (i,)
-            i = registry.select(qty, tried)
-            if i is None and len(tried) <= self.cfg.fallback_tries:
-                i = yield from self._await_refill(registry, qty, tried)
-            if i is not None:
-                self.stats["fallbacks"] += 1
-        if registry.hopeless(qty):
-            app.sold_out = registry.exhausted  # every partition has left the registry: refuse the rest at once
-            self.stats["refused_exhausted"] += 1  # nothing left that could serve qty, as far as this app knows
-        elif len(tried) > self.cfg.fallback_tries:
-            self.stats["refused_bound"] += 1  # the fallback bound ran out
+            if len(tried) > self.cfg.fallback_tries:
+                self.stats["bound_waits"] += 1  # the fallback bound ran out: wait for news, then start over
+                tried, i = (), None
+            else:
+                i = registry.select(qty, tried)
+                if i is not None:
+                    self.stats["fallbacks"] += 1
+        if qty > registry.unsold_bound(self.initial):
+            self.stats["refused_exhausted"] += 1  # known: less than qty remains unsold anywhere
         else:
-            self.stats["refused_waiting"] += 1  # nothing looked sufficient, even after refill_wait
+            self.stats["refused_waiting"] += 1  # refill_wait ran out while stock may remain
         self._refused(qty)
         return Outcome.SOLD_OUT
 
-    def _await_refill(self, registry: Registry, qty: int, tried: tuple[int, ...] = ()) -> Ops:
-        """No partition looks sufficient, yet the pool may refill some: wait a little, then look again.
+    def _send(self, registry: Registry, i: int, qty: int) -> Ops:
+        """One deduction at partition ``i``: reserve in the registry, run the script, release.
 
-        Returns a partition, or None once ``refill_wait`` has passed or nothing can serve ``qty``
-        any more (no partition holds it, no refill is on its way, the pool is empty): then the
-        buyer hears "sold out".
+        The release is in ``finally``: a buyer who gives up while the script is in flight (the
+        interpreter closes the generator) must not keep its reservation, or the partition
+        looks claimed for ever.
         """
+        registry.send(i, qty)
+        self.node_ops[self.part_node[i]] += 1
+        self.part_requests[i] += 1
+        try:
+            if self.pipeline is None:
+                reply = yield Eval("partition_deduct", self._deduct_keys[i], (qty, self.cfg.threshold))
+            else:
+                reply = yield from self.pipeline.deduct_with(
+                    "partition_deduct_detail", self._deduct_keys[i], (qty, self.cfg.threshold), self.parts[i].tag)
+        finally:
+            registry.reply(i, qty)
+        return reply
+
+    def _await_news(self, app: App, qty: int, tried: tuple[int, ...] = ()) -> Ops:
+        """No partition looks sufficient: wait for news (a refill, a refresh), then look again.
+
+        Returns a partition, or None once the app knows that less than ``qty`` remains unsold
+        anywhere, or ``refill_wait`` has passed (default: never; the buyer's patience runs out
+        first). While it waits, the app's gathering knows a buyer wants ``qty``.
+        """
+        registry = app.registry
         waited, step, longest = 0.0, self.cfg.wait_step, self.cfg.refresh_interval
         seen = registry.version
-        while waited < self.cfg.refill_wait and not registry.hopeless(qty):
-            nap = min(step, self.cfg.refill_wait - waited)
-            yield Sleep(nap)
-            waited += nap
-            step = min(2 * step, max(longest, self.cfg.wait_step))  # back off: news comes by refresh
-            if registry.version == seen or registry.most_free() < qty:
-                continue  # nothing learned since the last look, or still nothing free
-            seen = registry.version
-            i = registry.select(qty, tried)
-            if i is not None:
-                self.stats["waits"] += 1
-                return i
-        return None
+        app.waiting[qty] = app.waiting.get(qty, 0) + 1
+        try:
+            while waited < self.cfg.refill_wait and qty <= registry.unsold_bound(self.initial):
+                nap = min(step, self.cfg.refill_wait - waited)
+                yield Sleep(nap)
+                waited += nap
+                step = min(2 * step, max(longest, self.cfg.wait_step))  # back off: news comes by refresh
+                if registry.version == seen or registry.most_free() < qty:
+                    continue  # nothing learned since the last look, or still nothing free
+                seen = registry.version
+                i = registry.select(qty, tried)
+                if i is not None:
+                    self.stats["waits"] += 1
+                    return i
+            return None
+        finally:
+            app.waiting[qty] -= 1
+
+    def _gather(self, app: App, i: int, units: int, want: int) -> Ops:
+        """Retire partition ``i`` if its piece cannot serve a buyer who waits and the pool is empty.
+
+        Its units go back to the pool and on to the anchor partition, where pieces add up
+        again. The anchor itself is never retired here, so some partition always stays live
+        to take what the pool holds.
+        """
+        if (self.cfg.return_stranded and app.registry.pool_empty and 0 < units < want and i != self.ANCHOR
+                and i not in app.retiring):
+            app.retiring.add(i)
+            yield self._spawn(app, Retire(i))
 
     def background(self) -> list[Ops]:
         gens: list[Ops] = []
@@ -229,14 +269,24 @@ class Sharded(Strategy):
         return gens
 
     def drain(self) -> Ops:
-        """Finish every injection job, then count (and optionally return) what partitions hold."""
+        """Finish every injection job, then count (and optionally return) what partitions hold.
+
+        ``stranded`` is every unit left in a partition; ``stranded_end`` the same, except when
+        all unsold stock together (partitions and pool) is less than the smallest quantity a
+        buyer asks: then no placement could have sold it, and it is a remainder, not stranded.
+        """
         while any(app.jobs for app in self.apps):
             yield Sleep(self.DRAIN_POLL)
+        held: list[int] = []
         for i, part in enumerate(self.parts):
-            a, b, active, _, _ = yield self._eval(self.part_node[i], "partition_status", part.status_keys())
-            if active >= 0:
-                self.stranded += a + b
-                if self.cfg.return_stranded and a + b > 0:
+            a, b, active, _, _, _ = yield self._eval(self.part_node[i], "partition_status", part.status_keys())
+            held.append(a + b if active >= 0 else 0)
+        pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+        self.stranded = sum(held)
+        self.stranded_end = self.stranded if self.stranded + pool >= self.scenario.workload.qty.low else 0
+        if self.cfg.return_stranded:
+            for i, units in enumerate(held):
+                if units > 0:
                     yield from self._retire(self.apps[0], i, topup=False)
         if self.pipeline is not None:  # last: every sale and every stock move is final by now
             yield from self.pipeline.drain(self.scenario.sale.stock)
@@ -333,13 +383,11 @@ class Sharded(Strategy):
         if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool (queued, in order)
             yield from self.pipeline.move_later(self.parts[i].tag, units, preallocation=False)
         self.stats["returned_units"] += units
-        # Gather the units in one partition this app has not retired (an empty one is fine: the
-        # refill revives it), the one believed to hold most, so that pieces add up again.
-        keep = [v.index for v in app.registry.views if v.index not in app.retiring]
-        if topup and keep:
-            target = max(keep, key=lambda j: app.registry.views[j].remaining)
+        # Gather the units in the anchor partition (an empty one is fine: the refill revives it),
+        # the same one for every app, so that pieces add up again.
+        if topup:
             app.topups += 1
-            yield self._spawn(app, Refill(target, -1, f"top:a{app.index}:{app.topups}", units, -1))
+            yield self._spawn(app, Refill(self.ANCHOR, -1, f"top:a{app.index}:{app.topups}", units, -1))
 
     def _refresher(self, app: App, i: int) -> Ops:
         """Re-read partition ``i`` every interval; re-run a refill ticket nobody settled."""
@@ -349,13 +397,13 @@ class Sharded(Strategy):
         node = self.part_node[i]
         registry = app.registry
         while True:
-            a, b, active, pend0, pend1 = yield self._eval(node, "partition_status", keys)
+            a, b, active, pend0, pend1, sold = yield self._eval(node, "partition_status", keys)
             before = registry.views[i].state
-            state = registry.on_status(i, a, b, active, refill_pending=pend0 > 0 or pend1 > 0)
+            state = registry.on_status(i, a, b, active, refill_pending=pend0 > 0 or pend1 > 0, sold=sold)
             if state is State.REMOVED and before is not State.REMOVED:
                 self._removed(app, (yield NOW), i)
-            if app.sold_out and not registry.exhausted:
-                app.sold_out = False
+            if active >= 0:
+                yield from self._gather(app, i, a + b, app.want())
             if i % len(self.apps) == app.index:  # this app looks after partition i's tickets
                 yield from self._recover(app, i, (pend0, pend1))
                 if (active >= 0 and a + b < self.cfg.threshold and not (pend0 or pend1)
@@ -407,6 +455,16 @@ class Sharded(Strategy):
         elif unsold >= qty:
             self.stats["false_sold_outs"] += 1
 
+    def servable(self, qty: int, read: Read) -> bool:
+        """One partition holds ``qty``, or would once the pool's stock were injected into it."""
+        pool = int(read(self.pool.stock) or 0)
+        most = max(int(read(p.a) or 0) + int(read(p.b) or 0) for p in self.parts)
+        return pool + most >= qty
+
+    def pieces(self, inventory: Inventory) -> list[int]:
+        holders = inventory.holders
+        return [holders[f"p{i}.a"] + holders[f"p{i}.b"] for i in range(len(self.parts))]
+
     def keys(self) -> tuple[str, ...]:
         keys = [key for part in self.parts for key in part.all()]
         pipeline = self.pipeline.keys() if self.pipeline is not None else ()
@@ -431,8 +489,10 @@ class Sharded(Strategy):
         figures: dict[str, float] = dict(self.stats)
         if self.oracle is None:
             figures["false_sold_outs"] = float("nan")  # unknowable without an exact global view
-        figures["stranded"] = self.stranded
+        figures["stranded"] = self.stranded  # the name before stranded_end; same figure
+        figures["stranded_end"] = self.stranded_end
         loads = self.node_ops
+        figures["redis_ops"] = sum(loads)  # partition and pool scripts: buyers', refreshes', stock moves'
         figures["skew"] = max(loads) / (sum(loads) / len(loads)) if sum(loads) else float("nan")
         parts = self.part_requests
         figures["partition_skew"] = max(parts) / (sum(parts) / len(parts)) if sum(parts) else float("nan")

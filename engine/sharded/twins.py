@@ -126,8 +126,9 @@ def partition_retire(store: Store, keys: tuple, args: tuple) -> list[int]:
 def partition_status(store: Store, keys: tuple, args: tuple) -> list[int]:
     meta = store.get(keys[2])
     if meta is None:
-        return [NO_STOCK_KEY] * 5
-    reply = [store.get(keys[0]), store.get(keys[1]), meta["active"], meta.get("pend0"), meta.get("pend1")]
+        return [NO_STOCK_KEY] * 6
+    reply = [store.get(keys[0]), store.get(keys[1]), meta["active"], meta.get("pend0"), meta.get("pend1"),
+             store.get(keys[3])]
     # Redis cuts a Lua array at its first nil: a missing counter shortens the reply, as the Lua's does
     return reply[: reply.index(None)] if None in reply else reply
 

@@ -202,12 +202,23 @@ def test_fallback_tries_other_partitions_before_saying_sold_out():
     assert [v.state for v in strategy.apps[0].registry.views] == [State.DRAINED, State.DRAINED, State.ACTIVE]
 
 
-def test_without_fallback_a_refusal_while_stock_remains_is_a_false_sold_out():
+def test_without_fallback_a_refused_buyer_waits_for_news_instead_of_hearing_sold_out():
     strategy, driver = make(fallback=0)
     empty(strategy, driver, 0)
+    gen = strategy.deduct(Request(0, 1, 0.0))
+    driver.until_sleep(gen)  # partition 0 refused; the bound is spent, yet stock remains: wait
+    assert driver.trace == [("partition_deduct", strategy.parts[0].tag)]
+    assert strategy.stats["bound_waits"] == 1 and strategy.stats["refused_waiting"] == 0
+    assert buy(strategy, driver, rid=4) == Outcome.OK  # news: another buyer's reply
+    assert driver.run(gen) == Outcome.OK  # starts over and finds partition 1 or 2
+    assert strategy.stats["waits"] == 1 and strategy.stats["false_sold_outs"] == 0
+
+
+def test_a_finite_refill_wait_refuses_after_it_even_while_stock_may_remain():
+    strategy, driver = make(fallback=0, refill_wait=0.01)
+    empty(strategy, driver, 0)
     assert buy(strategy, driver) == Outcome.SOLD_OUT
-    assert len(driver.trace) == 1 and strategy.stats["false_sold_outs"] == 1
-    assert strategy.stats["refused_bound"] == 1
+    assert strategy.stats["refused_waiting"] == 1 and driver.t == pytest.approx(0.01)
 
 
 def test_a_refusal_says_whether_a_refill_is_still_out():
@@ -243,6 +254,7 @@ def test_exhausted_partitions_leave_the_registry_and_the_app_stops_asking():
     driver.store[strategy.pool.stock] = 0  # sell only what the partitions hold: 6 units
     strategy.apps[0].registry.on_pool(0)
     strategy.scenario = strategy.scenario.with_overrides(["sale.stock=6"])
+    strategy.initial = 6
     outcomes = [buy(strategy, driver, rid=k) for k in range(6)]
     assert outcomes == [Outcome.OK] * 6
     registry = strategy.apps[0].registry
@@ -254,10 +266,11 @@ def test_exhausted_partitions_leave_the_registry_and_the_app_stops_asking():
         refresher = driver.loop(strategy._refresher(strategy.apps[0], i))  # up to its out-of-phase start Sleep
         driver.run_until(refresher, Sleep)
     assert registry.exhausted and strategy.stats["removals"] == 3
+    assert registry.unsold_bound(6) == 0  # the refreshes read every partition's sold counter
     driver.log.clear()
     assert buy(strategy, driver) == Outcome.SOLD_OUT
-    assert driver.trace == []  # refused at once: every partition has left the registry
-    assert strategy.apps[0].sold_out and strategy.stats["refused_exhausted"] == 1
+    assert driver.trace == []  # refused at once: the app knows nothing remains unsold
+    assert strategy.stats["refused_exhausted"] == 1
     assert strategy.stats["false_sold_outs"] == 0
     conserved(strategy, driver)
 
@@ -294,33 +307,40 @@ def test_a_lost_refill_ticket_is_re_run_by_the_refresh():
 
 
 # --- stranded stock -------------------------------------------------------------------
-def test_return_stranded_retires_a_leftover_partition_and_tops_up_a_live_one():
-    strategy, driver = make(return_stranded=True, fallback=0)
+def test_a_piece_too_small_for_a_waiting_buyer_is_gathered_into_the_anchor_partition():
+    strategy, driver = make(fallback=0)  # return_stranded is on by default
     app = strategy.apps[0]
-    part = strategy.parts[0]
-    # late in the sale: the pool is empty, partition 0 keeps 1 unit (too few for qty 2),
-    # partition 1 is full, partition 2 sold everything
+    part = strategy.parts[1]
+    # late in the sale: the pool is empty, partitions 0 and 1 keep 1 unit each, 2 sold everything
     driver.store[strategy.pool.stock] = 0
+    driver.store[strategy.parts[0].a], driver.store[strategy.parts[0].b] = 1, 0
     driver.store[part.a], driver.store[part.b] = 0, 1
     driver.store[strategy.parts[2].a] = driver.store[strategy.parts[2].b] = 0
-    driver.store[strategy.parts[2].sold] = 79
+    driver.store[strategy.parts[2].sold] = 98
     app.registry.on_pool(0)
     conserved(strategy, driver)
-    assert buy(strategy, driver, qty=2) == Outcome.SOLD_OUT
-    assert app.jobs == [Retire(0)]
+    refreshers = [strategy._refresher(app, i) for i in range(3)]
+    for refresher in refreshers:
+        next(refresher)
+        driver.until_sleep(refresher)  # the app learns all this; no buyer waits yet: nothing to gather
+    assert not app.jobs and app.registry.unsold_bound(100) == 2
+    driver.log.clear()
+    buyer = strategy.deduct(Request(0, 2, 0.0))
+    driver.until_sleep(buyer)  # no partition holds 2, yet 2 remain unsold: wait
+    assert driver.trace == [] and app.want() == 2
+    for refresher in refreshers:
+        driver.until_sleep(refresher)  # partition 1: 1 unit < 2 wanted, pool empty
+    assert app.jobs == [Retire(1)]  # the anchor (partition 0) is never retired
     driver.log.clear()
     driver.run_spawned(limit=1)
     assert driver.trace == [("partition_retire", part.tag), ("pool_return", "sku42:pool")]
-    assert subs(strategy, driver, 0) == (0, 0) and driver.store[strategy.pool.stock] == 1
-    assert app.registry.views[0].state is State.REMOVED
-    assert app.jobs == [Refill(1, -1, "top:a0:1", 1, -1)]  # the live partition with most stock
+    assert app.registry.views[1].state is State.REMOVED
+    assert app.jobs == [Refill(0, -1, "top:a0:1", 1, -1)]  # to the anchor, whatever it holds
     conserved(strategy, driver)
-    driver.log.clear()
-    driver.run_spawned()  # partition 1 is full: the unit bounces back
-    assert not app.jobs
-    assert [script for script, _ in driver.trace] == ["pool_take", "partition_inject", "pool_return"]
-    assert driver.store[strategy.pool.stock] == 1 and subs(strategy, driver, 1) == (10, 10)
-    assert strategy.stats["bounced_units"] == 1 and strategy.stats["returned_units"] == 1
+    driver.run_spawned()
+    assert sum(subs(strategy, driver, 0)) == 2 and driver.store[strategy.pool.stock] == 0
+    assert driver.run(buyer) == Outcome.OK  # the refill was news: the pieces add up to 2
+    assert strategy.stats["returned_units"] == 1 and strategy.stats["refused_waiting"] == 0
     conserved(strategy, driver)
     # the retired partition answers "retired" to anyone still routing there
     reply = scripts.get("partition_deduct").twin(driver.store, part.deduct_keys(), (1, 3))

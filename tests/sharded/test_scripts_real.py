@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import scripts
+from engine.sharded import twins  # noqa: F401  (registers the partition and pool scripts)
 from engine.sharded.keys import PartitionKeys, PoolKeys
 
 pytestmark = pytest.mark.real
