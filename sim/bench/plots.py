@@ -28,7 +28,7 @@ from sim.bench.stats import summarize_points
 
 FORMATS = ("png", "svg")
 PERCENTILE_STYLES = {"p50": ":", "p99": "-", "p999": "--"}
-_HOLDER_SKIP = ("run_key", "t", "sold", "remaining")
+_HOLDER_SKIP = ("run_key", "t", "sold", "remaining", "stranded")  # stranded: a figure, not a holder
 
 
 def plot_results(path: str | Path, out: str | Path | None = None,

@@ -146,3 +146,24 @@ def test_servable_hooks_read_exact_state():
     pieces = strategy.pieces(strategy.inventory(read))
     assert pieces == [1, 1, 1] and stranded_units(pieces, 2) == 3 and stranded_units(pieces, 1) == 0
     assert Outcome.SOLD_OUT.label == "sold_out"
+
+
+# --- the experiment's CI subset ------------------------------------------------------------
+def test_the_experiment_quick_subset_meets_the_goal(tmp_path):
+    """experiments/soldout_sales.py --quick: the first sales of the promised class, run both ways."""
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    import soldout_sales as experiment
+
+    assert experiment.main(["--quick", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "sales.csv")
+    assert len(table) == 2 * experiment.QUICK and table["promised"].all()
+    assert set(table["policy"]) >= {"p2c", "round_robin"}  # the subset is not one policy
+    assert (table["refused_servable"] == 0).all() and (table["oversold"] == 0).all()
+    assert (table["violations"] == 0).all()
+    assert table.loc[table["return_stranded"], "meets_goal"].all()
+    assert (tmp_path / "goal.md").read_text(encoding="utf-8").startswith("| sale | policy |")
