@@ -115,6 +115,7 @@ class Sharded(Strategy):
             for part in self.parts:
                 self.pipeline.add_partition(part)
         self.initial = scenario.sale.stock
+        self._unsold_exact = scenario.sale.stock  # servable's cache: unsold stock never grows
         self._all_sold = False
         self.node_ops = [0] * scenario.redis.nodes
         self.part_requests = [0] * cfg.partitions
@@ -456,7 +457,17 @@ class Sharded(Strategy):
             self.stats["false_sold_outs"] += 1
 
     def servable(self, qty: int, read: Read) -> bool:
-        """One partition holds ``qty``, or would once the pool's stock were injected into it."""
+        """One partition holds ``qty``, or would once the pool's stock were injected into it.
+
+        Unsold stock only shrinks, so once it is below ``qty`` (read from the exact sold
+        counters) the answer is no without reading every partition again: after the sell-out,
+        the common case, this costs nothing.
+        """
+        if qty > self._unsold_exact:
+            return False
+        self._unsold_exact = self.initial - sum(int(read(p.sold) or 0) for p in self.parts)
+        if qty > self._unsold_exact:
+            return False
         pool = int(read(self.pool.stock) or 0)
         most = max(int(read(p.a) or 0) + int(read(p.b) or 0) for p in self.parts)
         return pool + most >= qty
