@@ -205,12 +205,12 @@ def test_fallback_tries_other_partitions_before_saying_sold_out():
 def test_without_fallback_a_refused_buyer_waits_for_news_instead_of_hearing_sold_out():
     strategy, driver = make(fallback=0)
     empty(strategy, driver, 0)
-    gen = strategy.deduct(Request(0, 1, 0.0))
-    driver.until_sleep(gen)  # partition 0 refused; the bound is spent, yet stock remains: wait
+    buyer = driver.start(strategy.deduct(Request(0, 1, 0.0)))
+    driver.run_until(buyer, Sleep)  # partition 0 refused; the bound is spent, yet stock remains: wait
     assert driver.trace == [("partition_deduct", strategy.parts[0].tag)]
     assert strategy.stats["bound_waits"] == 1 and strategy.stats["refused_waiting"] == 0
     assert buy(strategy, driver, rid=4) == Outcome.OK  # news: another buyer's reply
-    assert driver.run(gen) == Outcome.OK  # starts over and finds partition 1 or 2
+    assert driver.run(buyer) == Outcome.OK  # starts over and finds partition 1 or 2
     assert strategy.stats["waits"] == 1 and strategy.stats["false_sold_outs"] == 0
 
 
@@ -319,17 +319,16 @@ def test_a_piece_too_small_for_a_waiting_buyer_is_gathered_into_the_anchor_parti
     driver.store[strategy.parts[2].sold] = 98
     app.registry.on_pool(0)
     conserved(strategy, driver)
-    refreshers = [strategy._refresher(app, i) for i in range(3)]
+    refreshers = [driver.loop(strategy._refresher(app, i)) for i in range(3)]  # up to their first Sleep
     for refresher in refreshers:
-        next(refresher)
-        driver.until_sleep(refresher)  # the app learns all this; no buyer waits yet: nothing to gather
+        driver.run_until(refresher, Sleep)  # the app learns all this; no buyer waits yet: nothing to gather
     assert not app.jobs and app.registry.unsold_bound(100) == 2
     driver.log.clear()
-    buyer = strategy.deduct(Request(0, 2, 0.0))
-    driver.until_sleep(buyer)  # no partition holds 2, yet 2 remain unsold: wait
+    buyer = driver.start(strategy.deduct(Request(0, 2, 0.0)))
+    driver.run_until(buyer, Sleep)  # no partition holds 2, yet 2 remain unsold: wait
     assert driver.trace == [] and app.want() == 2
     for refresher in refreshers:
-        driver.until_sleep(refresher)  # partition 1: 1 unit < 2 wanted, pool empty
+        driver.run_until(refresher, Sleep)  # partition 1: 1 unit < 2 wanted, pool empty
     assert app.jobs == [Retire(1)]  # the anchor (partition 0) is never retired
     driver.log.clear()
     driver.run_spawned(limit=1)
