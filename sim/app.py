@@ -92,11 +92,17 @@ class AppTier:
         self.cpu_op: Callable[[], float] = sampler(config.cpu_op, rng)
         self.cpu_refusal: Callable[[], float] = sampler(config.cpu_refusal, rng)
 
-    def figures(self, horizon: float) -> dict[str, float]:
-        """The tier's side of the run: CPU utilisation (busiest instance, fleet) and queueing."""
+    def figures(self, t0: float, t_end: float) -> dict[str, float]:
+        """The tier's side of the run from ``t0``: CPU utilisation (mean, busiest instance) and queueing.
+
+        Utilisation is over the sale (to ``t_end``) or, for an overloaded tier, until its last
+        segment ends: CPU work is handed out when a segment is queued, and buyers who gave up
+        leave their backlog behind.
+        """
         workers = self.config.workers
         segments = sum(i.segments for i in self.instances)
-        util = [i.busy / (workers * horizon) if horizon > 0 else float("nan") for i in self.instances]
+        span = max(t_end, *(max(i.free) for i in self.instances)) - t0
+        util = [i.busy / (workers * span) if span > 0 else float("nan") for i in self.instances]
         return {
             "app_util": float(np.mean(util)),
             "app_util_max": float(max(util)),
