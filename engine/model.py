@@ -24,11 +24,16 @@ OUTCOME_LABELS = tuple(o.label for o in Outcome)
 
 
 class Request(NamedTuple):
-    """One buyer's attempt to buy ``qty`` units; ``t_intended`` is its intended send time."""
+    """One buyer's attempt to buy ``qty`` units; ``t_intended`` is its intended send time.
+
+    ``app`` is the app instance the router sent it to (0 .. ``app.instances`` - 1):
+    the strategy keeps per-instance state (sold-out flag, registry) under it.
+    """
 
     id: int
     qty: int
     t_intended: float
+    app: int = 0
 
 
 @dataclass(frozen=True)

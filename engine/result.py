@@ -119,7 +119,9 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     first arrival to the last successful reply when the stock ran out (that
     span is ``time_to_sellout``), else to the later of the last arrival and the
     last successful reply (the whole offered load). util_nodeK: busy time of
-    Redis node K over the run.
+    Redis node K over the run. served, served_p50, served_p99: the requests
+    that made at least one server round trip (``ops`` > 0) and their latency;
+    the rest were answered by the app alone (a local sold-out refusal).
     """
     codes = requests["outcome"].cat.codes.to_numpy()
     counts = np.bincount(codes[codes >= 0], minlength=len(OUTCOME_LABELS))
@@ -154,6 +156,12 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     for name, q in PERCENTILES.items():
         summary[name] = float(np.nanpercentile(latency, q)) if len(latency) else math.nan
     summary["ok_p99"] = float(np.percentile(latency[ok_mask], 99)) if ok_mask.any() else math.nan
+    # Requests that reached a server (at least one round trip) apart from local refusals, whose
+    # near-zero latency would otherwise dilute the percentiles once the sale is over.
+    served = requests["ops"].to_numpy() > 0
+    summary["served"] = int(served.sum())
+    for name in ("p50", "p99"):
+        summary[f"served_{name}"] = float(np.nanpercentile(latency[served], PERCENTILES[name])) if served.any() else math.nan
     summary["time_to_sellout"] = span if sold_out and ok_mask.any() else math.nan
     for i, busy in enumerate(node_busy):
         summary[f"util_node{i}"] = busy / horizon if horizon > 0 else math.nan

@@ -31,7 +31,7 @@ class Sale:
     sku: str = doc("sku42", "product id; part of every key's hash tag")
     stock: int = doc(10_000, "units on sale")
     soldout_flag: bool = doc(
-        True, "the app remembers a sold-out answer (qty 1) and refuses later buyers locally"
+        True, "each app instance remembers a sold-out answer (qty 1) and refuses its later buyers locally"
     )
 
     def __post_init__(self) -> None:
@@ -70,8 +70,43 @@ class Workload:
 
 @dataclass(frozen=True)
 class Network:
+    client: Dist = doc(lambda: Dist("deterministic", 0.0), "one-way delay buyer <-> app instance (paid on the way in and "
+                                                       "on the way out; 0: the buyer sits next to the app)", factory=True)
     redis: Dist = doc(lambda: Dist("deterministic", 0.0001), "one-way delay app <-> Redis node (LAN: 0.1-0.25 ms)", factory=True)
     db: Dist = doc(lambda: Dist("deterministic", 0.00015), "one-way delay app <-> DB server (LAN round trip 0.2-0.5 ms)", factory=True)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The app tier: instances that run the strategy, each a small multi-core CPU (see docs/app-tier.md)."""
+
+    ROUTING: ClassVar[tuple[str, ...]] = ("round_robin", "random")
+
+    instances: int = doc(
+        4, "app instances; each keeps its own sold-out flag, sharded registry and DB pool "
+           "(real mode: worker process k hosts instances k, k+workers, ...)")
+    workers: int = doc(4, "cores (event loops) per instance; a request holds one only while its CPU runs, "
+                          "never while it waits for a server")
+    cpu_request: Dist = doc(lambda: Dist("deterministic", 0.0),
+                            "app CPU per request: accept, parse, respond (charged when it reaches the instance)",
+                            factory=True)
+    cpu_op: Dist = doc(lambda: Dist("deterministic", 0.0),
+                       "app CPU per server op: issue it and handle its reply, including the strategy's decision "
+                       "before it (sharded: pick a partition, update the registry)", factory=True)
+    cpu_refusal: Dist = doc(lambda: Dist("deterministic", 0.0),
+                            "app CPU of a request answered without any server op (local sold-out), on top of "
+                            "cpu_request", factory=True)
+    routing: str = doc("round_robin", "how requests are spread over the instances: round_robin | random")
+
+    def __post_init__(self) -> None:
+        require(1 <= self.instances <= 1024, f"app.instances must be in 1..1024 (got {self.instances})")
+        require(1 <= self.workers <= 4096, f"app.workers must be in 1..4096 (got {self.workers})")
+        choice("app.routing", self.routing, self.ROUTING)
+
+    @property
+    def costs_cpu(self) -> bool:
+        """True when some request step costs app CPU (else the tier never queues)."""
+        return any(d.mean > 0 for d in (self.cpu_request, self.cpu_op, self.cpu_refusal))
 
 
 def _default_service() -> dict[str, Dist]:
@@ -114,6 +149,7 @@ class Scenario:
     sale: Sale = doc(Sale, "", factory=True)
     workload: Workload = doc(Workload, "", factory=True)
     network: Network = doc(Network, "", factory=True)
+    app: AppConfig = doc(AppConfig, "", factory=True)
     redis: RedisConfig = doc(RedisConfig, "", factory=True)
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)
@@ -139,6 +175,17 @@ class Scenario:
         return Scenario.from_dict(data)
 
 
+# Keys that moved: a scenario that still sets one hears where it went.
+MOVED = {"sharded.apps": "app.instances (app instances now serve every strategy; each sharded instance keeps its "
+                         "own registry)"}
+
+
+def _unknown(full: str, where: str, valid: str) -> ScenarioError:
+    if full in MOVED:
+        return ScenarioError(f"{full!r} was removed: set {MOVED[full]}")
+    return ScenarioError(f"unknown key {full!r}: valid keys under {where}: {valid}")
+
+
 def _parse_value(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
@@ -157,7 +204,7 @@ def _assign(data: dict, cls: Any, parts: list[str], value: Any, full: str) -> No
         if key not in types or key not in data:
             valid = ", ".join(f.name for f in fields(cls))
             where = full[: len(full) - len(".".join(parts))].rstrip(".") or "the scenario"
-            raise ScenarioError(f"unknown key {full!r}: valid keys under {where}: {valid}")
+            raise _unknown(full, where, valid)
         child_type = types[key]
     else:  # a dict[str, X] field: any key, values of type X
         child_type = typing.get_args(cls)[1]
@@ -192,9 +239,7 @@ def _build(cls: Any, value: Any, path: str) -> Any:  # noqa: C901  (one branch p
         kwargs = {}
         for key, item in value.items():
             if key not in names:
-                raise ScenarioError(
-                    f"unknown key {(path + '.' if path else '') + key!r}: valid keys under {where}: {', '.join(names)}"
-                )
+                raise _unknown((path + "." if path else "") + key, where, ", ".join(names))
             kwargs[key] = _build(types[key], item, f"{path}.{key}" if path else key)
         try:
             return cls(**kwargs)  # type: ignore[operator]

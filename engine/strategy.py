@@ -1,7 +1,8 @@
 """What every strategy provides to the interpreters.
 
-A strategy object holds the app-side state of one sale (a sold-out flag, a
-registry, ...) and hands out generators; it never performs I/O itself:
+A strategy object holds the app-side state of one sale (a sold-out flag per
+app instance, a registry, ...) and hands out generators; it never performs
+I/O itself:
 
 - :meth:`setup` yields the ops that put the initial stock in place;
 - :meth:`deduct` yields the ops of one buyer's request and returns an
@@ -50,7 +51,7 @@ class Strategy:
         self.scenario = scenario
         self.rng = rng
         self.namespace = namespace
-        self.sold_out_seen = False
+        self.sold_out = [False] * scenario.app.instances  # per app instance: it has heard "sold out"
         self.event_log: list[dict[str, Any]] = []  # notable moments (switches, injections, ...)
         self.oracle: Read | None = None  # exact reads for metrics only; set by the simulator (see module doc)
 
@@ -111,12 +112,17 @@ class Strategy:
         """Record a notable moment (time from a ``Now()`` op); ends up in ``Result.events``."""
         self.event_log.append({"t": t, "kind": kind, **fields})
 
+    @property
+    def sold_out_seen(self) -> bool:
+        """True once some app instance has learned that the sale is over."""
+        return any(self.sold_out)
+
     # --- shared helpers -------------------------------------------------
     def _refuse_locally(self, request: Request) -> bool:
-        """True when the app already knows the sale is over (the sold-out flag)."""
-        return self.sold_out_seen and self.scenario.sale.soldout_flag
+        """True when the request's app instance already knows the sale is over (its sold-out flag)."""
+        return self.sold_out[request.app] and self.scenario.sale.soldout_flag
 
     def _learn(self, request: Request, remaining: int) -> None:
-        """Remember a sold-out: after a sale that left 0, or a refusal of one unit."""
+        """Remember a sold-out on the request's instance: after a sale that left 0, or a refusal of one unit."""
         if remaining == 0 or (remaining < 0 and request.qty == 1):
-            self.sold_out_seen = True
+            self.sold_out[request.app] = True

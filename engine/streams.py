@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 # Order is part of the reproducibility contract: append, never reorder.
-STREAMS = ("arrivals", "qty", "think", "network", "nodes", "strategy", "db", "mq", "faults", "app")
+STREAMS = ("arrivals", "qty", "think", "network", "nodes", "strategy", "db", "mq", "faults", "app", "routing",
+           "client")
 
 
 class Streams:

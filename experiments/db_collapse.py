@@ -37,12 +37,13 @@ CONCURRENCY = (1, 16, 64, 256, 1000)
 RETRY_VARIANT = ("db_pessimistic+retry", "db_pessimistic",
                  ("db.lock_wait_timeout=0.3", "db.retry=\"backoff\"", "db.retry_max=3"))
 # The levers a DBA pulls on a collapsing hot row, each a curve of db_pessimistic (with --levers).
+# db.pool_size is per app instance: a fleet pool of 100 is 4 default instances x 25.
 LEVERS = (
     ("stock settings", "db_pessimistic", ()),
     ("deadlock detection off", "db_pessimistic", ("db.deadlock_detect=false",)),
-    ("pool 100", "db_pessimistic", ("db.pool_size=100",)),
-    ("pool 100, acquire timeout 0.1 s", "db_pessimistic", ("db.pool_size=100", "db.acquire_timeout=0.1")),
-    ("conditional, pool 100, acquire 0.1 s", "db_conditional", ("db.pool_size=100", "db.acquire_timeout=0.1")),
+    ("pool 100", "db_pessimistic", ("db.pool_size=25",)),
+    ("pool 100, acquire timeout 0.1 s", "db_pessimistic", ("db.pool_size=25", "db.acquire_timeout=0.1")),
+    ("conditional, pool 100, acquire 0.1 s", "db_conditional", ("db.pool_size=25", "db.acquire_timeout=0.1")),
 )
 COLUMNS = ("strategy", "offered", "requests", "ok", "goodput", "timeout", "error", "retries", "p99",
            "db_lock_waits", "db_lock_wait_mean", "db_replies_to_gone", "db_abandoned", "sold_unheard", "db_lock_timeouts", "db_pool_timeouts",

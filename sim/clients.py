@@ -5,6 +5,10 @@ arrivals stream (:mod:`engine.workload`), so every strategy meets the same
 buyers; latency runs from the intended send time, so a slow server cannot
 hide its queue by slowing the senders (no coordinated omission).
 
+Each request goes to an app instance chosen by the router (``app.routing``)
+and reaches it one client hop (``network.client``) after it was sent; the
+answer travels the hop back (added by the interpreter, :attr:`Task.lag`).
+
 Given a ``servable(qty)`` check (exact state, see :meth:`engine.strategy.Strategy.servable`),
 the clients record for every refused buyer whether its quantity could have been served at the
 instant of the refusal, and for every buyer who times out, at the instant its patience ran
@@ -21,9 +25,10 @@ import simpy
 
 from engine.distributions import sampler
 from engine.model import Outcome, Request
-from engine.scenario import Workload
+from engine.scenario import AppConfig, Workload
 from engine.streams import Streams
 from engine.workload import QtyStream, Schedule
+from sim.app import ClientHop, Router
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Call, run_with_arrivals, schedule_call
 
@@ -79,12 +84,18 @@ class OpenLoopClients:
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  schedule: Schedule, timeout: float, on_all_done: Callable[[], object],
-                 progress: Progress | None = None, servable: Servable | None = None):
+                 progress: Progress | None = None, routes: np.ndarray | None = None,
+                 hop: ClientHop | None = None, servable: Servable | None = None):
         self.env = env
         self.interpreter = interpreter
         self.deduct = deduct
         self.times = schedule.times.tolist()
         self.qtys = schedule.qty.tolist()
+        self.apps = routes.tolist() if routes is not None else [0] * len(self.times)  # instance per request
+        # A constant client hop shifts every arrival at the app by the same amount (no event);
+        # a random one delays each by its own draw (an event per request).
+        self.hop = hop if hop is not None and not hop.constant else None
+        self.shift = hop.mean if hop is not None and hop.constant else 0.0
         self.timeout = timeout
         self.on_all_done = on_all_done
         self.progress = progress
@@ -111,8 +122,10 @@ class OpenLoopClients:
         schedule instead of taking a heap entry each (see :func:`run_with_arrivals`);
         with a servable check, so are the requests' deadlines.
         """
-        run_with_arrivals(self.env, until, self.t0, self.times, self._arrive, self._patience,
-                          self._expire if self.servable is not None else None)
+        # arrivals at the app: one client hop after the intended send; deadlines stay
+        # ``timeout`` after the intended send, hence the patience net of the shift
+        run_with_arrivals(self.env, until, self.t0 + self.shift, self.times, self._arrive,
+                          self._patience - self.shift, self._expire if self.servable is not None else None)
 
     def _arrive(self, i: int) -> None:
         n = len(self.times)
@@ -120,9 +133,21 @@ class OpenLoopClients:
         if self.progress is not None and (i & 0x3FFF) == 0:
             self.progress(i, n)
         self.pending += 1
+        if self.hop is not None:
+            schedule_call(self.env, self.hop.draw(), self._reach, i)
+            return
         t = self.times[i]
-        request = Request(i, self.qtys[i], t)
-        self.interpreter.start(self.deduct(request), self._done, self.t0 + t + self.timeout, i)
+        app = self.apps[i]
+        self.interpreter.start_request(self.deduct(Request(i, self.qtys[i], t, app)), self._done,
+                                       self.t0 + t + self.timeout, i, app)
+
+    def _reach(self, event: Call) -> None:
+        """A request reaches its instance after a random client hop."""
+        i = event.value
+        t = self.times[i]
+        app = self.apps[i]
+        self.interpreter.start_request(self.deduct(Request(i, self.qtys[i], t, app)), self._done,
+                                       self.t0 + t + self.timeout, i, app)
 
     def _expire(self, i: int) -> None:
         """Request ``i``'s patience runs out now: if it is still pending, it will time out."""
@@ -134,7 +159,7 @@ class OpenLoopClients:
         if outcome is TIMEOUT:
             t_done = self.times[i] + self.timeout
         else:
-            t_done = self.env.now - self.t0
+            t_done = self.env.now + task.lag - self.t0
             if outcome is SOLD_OUT and self.servable is not None:
                 self.log.servable[i] = self.servable(self.qtys[i])
         log = self.log
@@ -154,7 +179,8 @@ class ClosedLoopUsers:
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  workload: Workload, streams: Streams, on_all_done: Callable[[], object],
-                 progress: Progress | None = None, servable: Servable | None = None):
+                 progress: Progress | None = None, app: AppConfig | None = None, hop: ClientHop | None = None,
+                 servable: Servable | None = None):
         self.env = env
         self.interpreter = interpreter
         self.deduct = deduct
@@ -164,6 +190,8 @@ class ClosedLoopUsers:
         self.progress = progress
         self._think = sampler(workload.think, streams.generator("think"))
         self._next_qty = QtyStream(workload.qty, streams.generator("qty"))
+        self._route = Router(app or AppConfig(instances=1), streams.generator("routing"))
+        self.hop = hop
         self.log = RequestLog(workload.users * 8)
         self.servable = servable
         self.active = 0
@@ -188,10 +216,20 @@ class ClosedLoopUsers:
         i = self.log.add(t, self._next_qty())
         if self.progress is not None and (i & 0x3FFF) == 0:
             self.progress(i, None)
-        request = Request(i, int(self.log.qty[i]), t)
-        task = self.interpreter.start(self.deduct(request), self._done, now + self.timeout, i)
+        app = self._route()
+        request = Request(i, int(self.log.qty[i]), t, app)
+        if self.hop is not None:  # the request reaches its instance one client hop later
+            schedule_call(self.env, self.hop.draw(), self._reach, (request, now + self.timeout))
+        else:
+            self._start(request, now + self.timeout)
+
+    def _reach(self, event: Call) -> None:
+        self._start(*event.value)
+
+    def _start(self, request: Request, deadline: float) -> None:
+        task = self.interpreter.start_request(self.deduct(request), self._done, deadline, request.id, request.app)
         if not task.finished and math.isfinite(self.timeout):
-            schedule_call(self.env, self.timeout, self._expire, task)
+            schedule_call(self.env, max(0.0, deadline - self.env.now), self._expire, task)
 
     def _expire(self, event: Call) -> None:
         task: Task = event.value
@@ -205,8 +243,10 @@ class ClosedLoopUsers:
 
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
-        t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else self.env.now - self.t0
+        now = self.env.now
+        t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else now + task.lag - self.t0
         if outcome is SOLD_OUT and self.servable is not None:
             self.log.servable[i] = self.servable(int(self.log.qty[i]))
         self.log.finish(i, t_done, int(outcome), task.node, task.ops)
-        schedule_call(self.env, self._think(), self._send)
+        # the user thinks once the answer (or its own timeout) has reached it
+        schedule_call(self.env, self._think() + max(0.0, self.t0 + t_done - now), self._send)

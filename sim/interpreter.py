@@ -7,6 +7,12 @@ component that models it (a Redis node, the network, a sleep), which calls
 :meth:`Interpreter.wake` when the result is ready. No SimPy ``Process`` per
 request: a request costs one event per hop it really waits for.
 
+With the app tier on (:mod:`sim.app`), a request's task runs on an app
+instance: each stretch of generator work is a segment on the instance's CPU
+and its end is folded into the hop that follows (the op's network delay, a
+sleep, the response's client hop), so the tier adds no event to a Redis round
+trip unless a segment has to wait for a worker.
+
 Client timeouts are detected lazily: a task whose reply arrives after its
 deadline is abandoned there and then, and reported at its deadline. For an
 open-loop client that is exact (nothing else depends on the abandoned
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heapreplace
 from typing import Any
 
 import simpy
@@ -29,6 +36,7 @@ import simpy
 from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep, Spawn
 from engine.tasks import StrategyErrors, TaskFailed, TaskKind
+from sim.app import AppTier, ClientHop, Instance
 from sim.kernel import Call, schedule_call
 
 Done = Callable[["Task", Any], object]
@@ -37,10 +45,11 @@ Done = Callable[["Task", Any], object]
 class Task:
     """One running engine generator."""
 
-    __slots__ = ("gen", "done", "deadline", "node", "ops", "reply", "tag", "kind", "finished")
+    __slots__ = ("gen", "done", "deadline", "node", "ops", "reply", "tag", "kind", "finished", "app", "cpu", "charge",
+                 "lag")
 
     def __init__(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
-                 kind: TaskKind = TaskKind.REQUEST):
+                 kind: TaskKind = TaskKind.REQUEST, app: int = 0, cpu: Instance | None = None, charge: float = 0.0):
         self.gen = gen
         self.done = done
         self.deadline = deadline
@@ -50,6 +59,10 @@ class Task:
         self.tag = tag  # the owner's bookkeeping (e.g. request index)
         self.kind = kind
         self.finished = False
+        self.app = app  # the app instance it runs on (other kinds than requests: instance 0)
+        self.cpu = cpu  # the app instance whose CPU runs it (None: CPU is free)
+        self.charge = charge  # CPU owed, paid in the next segment
+        self.lag = 0.0  # a finished request: seconds from now until the buyer has the answer
 
 
 class Interpreter:
@@ -59,7 +72,8 @@ class Interpreter:
     callables ``handler(task, op)`` that must eventually call :meth:`wake`.
     """
 
-    def __init__(self, env: simpy.Environment, cluster: Any):
+    def __init__(self, env: simpy.Environment, cluster: Any, app: AppTier | None = None,
+                 client_hop: ClientHop | None = None):
         self.env = env
         self.cluster = cluster
         self.handlers: dict[type, Callable[[Task, Any], None]] = {}
@@ -67,10 +81,25 @@ class Interpreter:
         self.spawned = 0  # live tasks started by Spawn ops
         self.on_quiet: list[Callable[[], object]] = []  # called once when no spawned task is left
         self.errors = StrategyErrors()  # requests ended by an exception of their strategy
+        self.app = app  # the app tier when its CPU costs anything (else requests run for free)
+        self.client_hop = client_hop  # app -> buyer delay of a response (None: none)
+        self._cpu_request = app.cpu_request if app is not None else None
+        self._cpu_op = app.cpu_op if app is not None else None
+        self._respond_late = app is not None or client_hop is not None  # a request's answer is not instant
 
     def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
               kind: TaskKind = TaskKind.REQUEST) -> Task:
         task = Task(gen, done, deadline, tag, kind)
+        self.resume(task, None)
+        return task
+
+    def start_request(self, gen: Any, done: Done, deadline: float, tag: Any, instance: int) -> Task:
+        """Start a buyer's request on app instance ``instance`` (it has just reached it)."""
+        if self._cpu_request is None:
+            task = Task(gen, done, deadline, tag, TaskKind.REQUEST, instance)
+        else:
+            task = Task(gen, done, deadline, tag, TaskKind.REQUEST, instance,
+                        self.app.instances[instance], self._cpu_request())  # type: ignore[union-attr]
         self.resume(task, None)
         return task
 
@@ -82,6 +111,9 @@ class Interpreter:
                 op = send(value)
             except StopIteration as stop:
                 task.finished = True
+                if self._respond_late and task.kind is TaskKind.REQUEST:
+                    self._respond(task, stop.value)
+                    return
                 task.done(task, stop.value)
                 return
             except Exception as err:  # the strategy raised (not the simulator: its errors propagate)
@@ -90,15 +122,34 @@ class Interpreter:
             kind = op.__class__
             if kind is Eval:
                 task.ops += 1
-                self.cluster.submit(op, task)
+                cpu = task.cpu
+                if cpu is None:
+                    self.cluster.submit(op, task)
+                    return
+                cost = task.charge + self._cpu_op()  # type: ignore[misc]
+                task.charge = 0.0
+                now = env.now
+                free = cpu.free
+                if free[0] <= now:  # a worker is idle: Instance.run inlined (the hot path)
+                    cpu.segments += 1
+                    if cost > 0.0:
+                        heapreplace(free, now + cost)
+                        cpu.busy += cost
+                    self.cluster.submit(op, task, cost)  # sent ``cost`` from now: folded into the hop
+                    return
+                start = cpu.run(now, cost)  # it waits for a worker: send it from its segment's end
+                schedule_call(env, start + cost - now, self._submit, (op, task))
                 return
             if kind is Now:
                 value = env.now
                 continue
             if kind is Sleep:
-                self.wake_after(op.seconds, task, None)
+                delay = op.seconds
+                if task.cpu is not None:
+                    delay += self._segment(task, 0.0) - env.now
+                self.wake_after(delay, task, None)
                 return
-            if kind is Spawn:  # local: no round trip, so not counted in ops
+            if kind is Spawn:  # local: no round trip, so not counted in ops; its CPU goes on the next segment
                 self.spawn(op.gen)
                 self.wake_after(0.0, task, None)
                 return
@@ -106,8 +157,47 @@ class Interpreter:
             if handler is None:
                 raise TypeError(f"the simulator has no handler for op {op!r}")
             task.ops += 1
+            if task.cpu is not None:
+                delay = self._segment(task, self._cpu_op()) - env.now  # type: ignore[misc]
+                if delay > 0.0:
+                    schedule_call(env, delay, self._handle, (task, op))
+                    return
             handler(task, op)
             return
+
+    def _segment(self, task: Task, cost: float) -> float:
+        """Run the task's CPU owed plus ``cost`` on its instance from now; return when it ends."""
+        cost += task.charge
+        task.charge = 0.0
+        return task.cpu.run(self.env.now, cost) + cost  # type: ignore[union-attr]
+
+    def _submit(self, event: Call) -> None:
+        op, task = event.value
+        self.cluster.submit(op, task)
+
+    def _respond(self, task: Task, outcome: Any) -> None:
+        """A request's last segment (a local refusal's cost, if it never left the app) and the hop to the buyer."""
+        now = self.env.now
+        end = now
+        cpu = task.cpu
+        if cpu is not None:
+            cost = task.charge + (self.app.cpu_refusal() if task.ops == 0 else 0.0)  # type: ignore[union-attr]
+            if cost > 0.0 or cpu.free[0] > now:
+                task.charge = 0.0
+                end = cpu.run(now, cost) + cost
+            else:  # nothing to pay and a worker idle: the common case, kept cheap
+                cpu.segments += 1
+        hop = self.client_hop
+        if hop is not None:
+            end += hop.mean if hop.constant else hop.draw()
+        if end > task.deadline:  # the buyer gave up before the answer reached it
+            outcome = Outcome.TIMEOUT
+        task.lag = end - now
+        task.done(task, outcome)
+
+    def _handle(self, event: Call) -> None:
+        task, op = event.value
+        self.handlers[op.__class__](task, op)
 
     def spawn(self, gen: Any) -> Task:
         """Start ``gen`` as a task of kind SPAWN; :attr:`on_quiet` fires when the last one ends."""

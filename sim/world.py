@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import simpy
 
+from engine.distributions import sampler
 from engine.model import Inventory
 from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
 from engine.scenario import Scenario, ScenarioError
@@ -18,6 +19,7 @@ from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
 from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
+from sim.app import AppTier, ClientHop, routes
 from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Environment, schedule_call
@@ -40,7 +42,12 @@ class World:
             self.env, scenario.redis, scenario.network.redis,
             streams.generators("nodes", scenario.redis.nodes), streams.generator("network"),
         )
-        self.interpreter = Interpreter(self.env, self.cluster)
+        # The app tier costs events only when its CPU costs anything; otherwise requests run
+        # on their instance for free (its state still matters: flags, registries, pools).
+        self.app = AppTier(scenario.app, streams.generator("app")) if scenario.app.costs_cpu else None
+        hop = scenario.network.client
+        self.client_hop = ClientHop(hop, sampler(hop, streams.generator("client"))) if hop.mean > 0 else None
+        self.interpreter = Interpreter(self.env, self.cluster, self.app, self.client_hop)
         self.cluster.interpreter = self.interpreter
         # Components answer reads of their own keys ("db:..." -> the DB) and add summary figures.
         self.readers: dict[str, Callable[[str], Any]] = {}
@@ -96,6 +103,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     world.quiet()  # what setup spawned (e.g. DB pre-allocations) lands before the sale, as in real mode
     for node in world.cluster.nodes:
         node.reset_counters()
+    if world.app is not None:
+        world.app.reset_counters()
     t0 = env.now
 
     clients_done = env.event()
@@ -105,12 +114,15 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
 
     if schedule is None and scenario.workload.kind == "closed":
         clients: Any = ClosedLoopUsers(env, world.interpreter, strat.deduct, scenario.workload, streams,
-                                       lambda: clients_done.succeed(), progress, servable)
+                                       lambda: clients_done.succeed(), progress, scenario.app, world.client_hop,
+                                       servable)
     else:
         if schedule is None:
             schedule = open_loop_schedule(scenario.workload, streams)
         clients = OpenLoopClients(env, world.interpreter, strat.deduct, schedule,
-                                  scenario.workload.timeout, lambda: clients_done.succeed(), progress, servable)
+                                  scenario.workload.timeout, lambda: clients_done.succeed(), progress,
+                                  routes(scenario.app, len(schedule), streams.generator("routing")),
+                                  world.client_hop, servable)
 
     timeline: list[dict[str, float]] = []
     smallest = int(schedule.qty.min()) if schedule is not None and len(schedule) else scenario.workload.qty.low
@@ -140,6 +152,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     summary.setdefault("stranded_end", 0)
     for figures in world.summaries:
         summary.update(figures())
+    if world.app is not None:
+        summary.update(world.app.figures(t0, t0 + horizon))
     errors = world.interpreter.errors
     summary.update(errors.figures())
     if errors.warning():

@@ -46,7 +46,7 @@ class SingleRedis(Strategy):
 
     def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
         # the hot path of every simulation: kept free of helper calls on purpose
-        if self.sold_out_seen and self._use_flag:
+        if self.sold_out[request.app] and self._use_flag:
             return Outcome.SOLD_OUT
         if self.pipeline is not None:
             remaining = yield from self.pipeline.deduct(self.counter, request.qty)
@@ -54,7 +54,7 @@ class SingleRedis(Strategy):
             remaining = yield Eval("deduct", self._keys, (request.qty,))
         if remaining >= 0:
             if remaining == 0:
-                self.sold_out_seen = True
+                self.sold_out[request.app] = True
             return Outcome.OK
         if remaining == SOLD_OUT:
             self._learn(request, remaining)

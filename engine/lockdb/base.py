@@ -80,7 +80,7 @@ class DbStrategy(Strategy):
                 raise RuntimeError(f"read-cache key {self.cache_key!r} already exists")
 
     def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
-        if self.sold_out_seen and self._refuse_locally(request):
+        if self._refuse_locally(request):
             return Outcome.SOLD_OUT
         if self.cache_key is not None:
             cached = yield Eval("cache_get", (self.cache_key,), ())

@@ -32,7 +32,8 @@ def _default_service() -> dict[str, Dist]:
 class DbConfig:
     RETRY: ClassVar[tuple[str, ...]] = ("none", "immediate", "backoff")
 
-    pool_size: int = doc(1000, "app-side connections to MySQL, whole app fleet (e.g. 100 instances x HikariCP's 10)")
+    pool_size: int = doc(250, "app-side connections to MySQL per app instance (the fleet holds app.instances x "
+                              "this: 4 x 250 = 1000 by default, the figure the hot-row defaults were calibrated at)")
     acquire_timeout: float = doc(30.0, "seconds to wait for a pooled connection (HikariCP connectionTimeout: 30 s)")
     threads: int = doc(64, "statements the server executes at once (thread pool / innodb_thread_concurrency)")
     service: dict[str, Dist] = doc(

@@ -12,6 +12,12 @@ servers started after a deploy). Worker ``k`` of ``W``:
   worker's buyers are done (a barrier), its drain: worker 0 is the app
   instance that owns the triggers, as in the simulator's single app.
 
+Each worker process is the app tier's CPU for the instances it hosts
+(:func:`hosted`): worker ``k`` plays instances ``k, k + W, ...`` and routes
+its requests over them (``app.routing``), so with ``W`` dividing
+``app.instances`` round robin sends request ``i`` to instance
+``i % app.instances`` exactly as the simulator does.
+
 Each worker returns columnar arrays (no object per request survives it).
 """
 
@@ -33,6 +39,34 @@ from engine.real.target import TargetError
 from engine.scenario import Scenario
 from engine.streams import Streams
 from engine.workload import QtyStream, Schedule
+
+
+def hosted(worker: int, workers: int, instances: int) -> list[int]:
+    """The app instances worker process ``worker`` of ``workers`` plays.
+
+    Each instance lives in exactly one process while ``workers <= instances``;
+    beyond that, worker ``k`` plays instance ``k % instances`` with its own copy
+    of the state (more instances than the scenario declares).
+    """
+    return list(range(worker, instances, workers)) or [worker % instances]
+
+
+class InstanceRouter:
+    """Picks the instance of each request this worker sends: round robin or random over its own."""
+
+    def __init__(self, plan: WorkerPlan):
+        app = plan.scenario.app
+        self.hosted = hosted(plan.index, plan.workers, app.instances)
+        self.rng = np.random.default_rng([plan.seed, plan.index, 0xA99]) if app.routing == "random" else None
+        self.sent = 0
+
+    def __call__(self) -> int:
+        if self.rng is not None:
+            return self.hosted[int(self.rng.integers(len(self.hosted)))]
+        k = self.hosted[self.sent % len(self.hosted)]
+        self.sent += 1
+        return k
+
 
 YIELD_EVERY = 128  # arrivals released before letting the lanes write (when the sender is behind)
 STUCK_AFTER = 60.0  # seconds past the last client deadline after which unanswered requests stop the run
@@ -106,6 +140,7 @@ class OpenLoopSender:
         timeout = self.plan.scenario.workload.timeout
         start = self.interpreter.start
         ids = self.indices.tolist()
+        route = InstanceRouter(self.plan)
         for j, t in enumerate(self.times):
             t_send = t0 + t
             if t_send > loop.time():
@@ -113,7 +148,7 @@ class OpenLoopSender:
             elif j % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
             self.pending += 1
-            start(self.deduct(Request(ids[j], self.qtys[j], t)), self._done, t_send + timeout, j)
+            start(self.deduct(Request(ids[j], self.qtys[j], t, route())), self._done, t_send + timeout, j)
         if self.pending == 0 and not self.all_done.done():
             self.all_done.set_result(None)
         end = t0 + (self.times[-1] if self.times else 0.0) + timeout
@@ -157,6 +192,7 @@ class ClosedLoopUsers:
             qty_rng = streams.generators("qty", plan.workers)[plan.index]
         self._think = sampler(workload.think, think_rng)
         self._next_qty = QtyStream(workload.qty, qty_rng)
+        self._route = InstanceRouter(plan)
         self.users = len(range(plan.index, workload.users, plan.workers))
         self.rows: list[tuple[float, float, int, int, int, int]] = []  # t_arrival, t_done, outcome, qty, node, ops
         self._sent: dict[int, tuple[float, int]] = {}
@@ -191,7 +227,7 @@ class ClosedLoopUsers:
         t = now - self.plan.t0
         qty = self._next_qty()
         self._sent[request_id] = (t, qty)
-        task = self.interpreter.start(self.deduct(Request(request_id, qty, t)), self._done,
+        task = self.interpreter.start(self.deduct(Request(request_id, qty, t, self._route())), self._done,
                                       now + self.workload.timeout, request_id)
         if not task.finished and math.isfinite(self.workload.timeout):
             loop.call_later(self.workload.timeout, self._expire, task)

@@ -4,8 +4,9 @@ Stock is split over ``partitions`` partitions, each a pair of sub-domains (A/B)
 on one Redis node; the rest waits in the pre-allocation pool and is injected
 into a sub-domain when it runs low. ``subdomain_size`` caps what one
 sub-domain can hold, so no partition ever holds more than twice that: this is
-what bounds skew. Each app instance keeps its own registry of the partitions,
-refreshed every ``refresh_interval`` seconds, so the registry can be stale.
+what bounds skew. Each app instance (``app.instances``) keeps its own registry
+of the partitions, refreshed every ``refresh_interval`` seconds, so the
+registry can be stale.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class ShardedConfig:
                   "remains (inf: until the client gives up; the buyer then times out instead of a false sold-out)")
     wait_step: float = doc(0.002, "sharded: first pause of a waiting request before it looks again (doubles, "
                                   "up to refresh_interval)")
-    apps: int = doc(4, "sharded: app instances, each with its own registry (requests spread round-robin)")
     refresh_interval: float = doc(0.05, "sharded: seconds between registry refreshes (reads every partition + pool)")
     return_stranded: bool = doc(
         True, "sharded: once the pool is empty, a partition holding less than a waiting buyer asks is retired and its "
@@ -69,7 +69,6 @@ class ShardedConfig:
                 f"sharded.refill_wait must be >= 0 (got {self.refill_wait})")
         require(math.isfinite(self.wait_step) and self.wait_step > 0,
                 f"sharded.wait_step must be > 0 (got {self.wait_step})")
-        require(1 <= self.apps <= 1024, f"sharded.apps must be in 1..1024 (got {self.apps})")
         require(math.isfinite(self.refresh_interval) and self.refresh_interval > 0,
                 f"sharded.refresh_interval must be > 0 (got {self.refresh_interval})")
 

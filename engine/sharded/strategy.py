@@ -107,7 +107,9 @@ class Sharded(Strategy):
         self.pool = PoolKeys(self.namespace, pool_tag(sku))
         self.part_node = [slots.node_of(p.a) for p in self.parts]
         self.pool_node = slots.node_of(self.pool.stock)
-        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, cfg.apps, cfg.inflight_share)) for k in range(cfg.apps)]
+        instances = scenario.app.instances  # one registry per app instance of the fleet
+        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, instances, cfg.inflight_share))
+                     for k in range(instances)]
         self._deduct_keys = [p.deduct_keys() for p in self.parts]
         self.pipeline: SyncPipeline | None = None
         if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
@@ -152,7 +154,7 @@ class Sharded(Strategy):
                     view.state = State.REMOVED if pool == 0 else State.DRAINED
 
     def deduct(self, request: Request) -> Generator[Any, Any, Outcome]:
-        app = self.apps[request.id % len(self.apps)]
+        app = self.apps[request.app]
         registry = app.registry
         qty = request.qty
         if qty > registry.unsold_bound(self.initial) and self.scenario.sale.soldout_flag:

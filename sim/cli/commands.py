@@ -27,7 +27,7 @@ from sim.world import resolve_strategy, simulate
 def _fmt(value: Any, key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key in ("p50", "p95", "p99", "p999", "ok_p99", "time_to_sellout"):
+    if key in ("p50", "p95", "p99", "p999", "ok_p99", "served_p50", "served_p99", "time_to_sellout"):
         return f"{value * 1000:.3f} ms" if key != "time_to_sellout" else f"{value:.3f} s"
     if key.startswith("util_"):
         return f"{value:.1%}"
@@ -39,11 +39,12 @@ def _fmt(value: Any, key: str) -> str:
 
 
 HEADLINE = ("requests", "ok", "sold_out", "timeout", "error", "sold", "remaining", "oversold", "goodput",
-            "time_to_sellout", "p50", "p99", "p999", "ok_p99", "violations")
+            "time_to_sellout", "p50", "p99", "p999", "ok_p99", "served", "served_p50", "served_p99", "violations")
 # The figure that explains each mechanism, shown by default when a strategy reports it
 # (--all shows every figure every strategy reports).
 MECHANISM = ("false_sold_outs", "stranded", "injections", "switches", "db_lock_wait_mean", "db_lock_timeouts",
-             "retries", "conflict_ratio", "db_txn", "db_write_reduction", "sync_lag_p99", "sync_differences")
+             "retries", "conflict_ratio", "db_txn", "db_write_reduction", "sync_lag_p99", "sync_differences",
+             "app_util_max", "app_wait_mean")
 
 
 def table(results: Sequence[Result], everything: bool = True) -> str:

@@ -2,8 +2,9 @@
 
 The model is the set of mechanisms a DBA names when a hot row collapses:
 
-- **connection pool** (app side): ``db.pool_size`` connections, FIFO waiters,
-  ``db.acquire_timeout`` (-> ``POOL_TIMEOUT``);
+- **connection pools** (app side): one per app instance, ``db.pool_size``
+  connections each, FIFO waiters, ``db.acquire_timeout`` (-> ``POOL_TIMEOUT``);
+  a request uses its instance's pool (``Task.app``);
 - **server threads**: at most ``db.threads`` statements use a CPU at once
   (FIFO, per-statement service time ``db.service``); a thread waiting for a row
   lock gives its slot up, as with InnoDB's thread concurrency control;
@@ -57,8 +58,20 @@ from sim.servers.db_txn import GONE, Group, Row, Txn, closes_cycle
 from sim.world import COMPONENTS, World
 
 
+class _Pool:
+    """One app instance's connections: how many are free, who waits, whether its timeout sweep is armed."""
+
+    __slots__ = ("index", "free", "waiters", "timer_armed")
+
+    def __init__(self, index: int, size: int):
+        self.index = index
+        self.free = size
+        self.waiters: deque[tuple[Task, Any, float]] = deque()
+        self.timer_armed = False
+
+
 class SimDb:
-    """The app's connection pool and one MySQL server."""
+    """The app instances' connection pools and one MySQL server."""
 
     def __init__(self, world: World):
         scenario = world.scenario
@@ -77,9 +90,7 @@ class SimDb:
         self.rows: dict[RowKey, Row] = {}
         self.threads = [0.0] * config.threads  # a heap of the times each server thread comes free
         self.lock_sys_free = 0.0  # when the global lock_sys mutex comes free
-        self.free_connections = config.pool_size
-        self.conn_waiters: deque[tuple[Task, Any, float]] = deque()
-        self.pool_timer_armed = False
+        self.pools = [_Pool(k, config.pool_size) for k in range(scenario.app.instances)]
         self.stats = dict.fromkeys(
             ("statements", "lock_waits", "lock_wait_time", "lock_timeouts", "deadlocks", "pool_waits",
              "pool_timeouts", "abandoned", "replies_to_gone", "commits", "rollbacks", "groups", "detect_time"), 0.0)
@@ -134,19 +145,22 @@ class SimDb:
 
     # ------------------------------------------------------------ pool
     def _acquire(self, task: Task, op: Any) -> None:
-        if self.free_connections > 0 and not self.conn_waiters:
-            self.free_connections -= 1
+        pool = self.pools[task.app]
+        if pool.free > 0 and not pool.waiters:
+            pool.free -= 1
             self._with_connection(task, op)
             return
         self.stats["pool_waits"] += 1
-        self.conn_waiters.append((task, op, self.env.now + self.config.acquire_timeout))
-        if not self.pool_timer_armed:
-            self.pool_timer_armed = True
-            schedule_call(self.env, self.config.acquire_timeout, self._pool_timer)
+        pool.waiters.append((task, op, self.env.now + self.config.acquire_timeout))
+        if not pool.timer_armed:
+            pool.timer_armed = True
+            schedule_call(self.env, self.config.acquire_timeout, self._pool_timer, pool)
 
-    def _release_connection(self) -> None:
+    def _release_connection(self, task: Task) -> None:
+        """``task`` gives its connection back to its instance's pool (or to the first waiter there)."""
         now = self.env.now
-        waiters = self.conn_waiters
+        pool = self.pools[task.app]
+        waiters = pool.waiters
         while waiters:
             task, op, _ = waiters.popleft()
             if task.finished or now > task.deadline:  # the buyer left: the app drops the request
@@ -154,19 +168,20 @@ class SimDb:
                 continue
             self._with_connection(task, op, direct=True)
             return
-        self.free_connections += 1
+        pool.free += 1
 
-    def _pool_timer(self, _event: simpy.Event) -> None:
+    def _pool_timer(self, event: Call) -> None:
         now = self.env.now
-        waiters = self.conn_waiters
+        pool: _Pool = event.value
+        waiters = pool.waiters
         while waiters and waiters[0][2] <= now:
             task, _, _ = waiters.popleft()
             self.stats["pool_timeouts"] += 1
             self._wake(task, DbError(sql.POOL_TIMEOUT))
         if waiters:
-            schedule_call(self.env, waiters[0][2] - now, self._pool_timer)
+            schedule_call(self.env, waiters[0][2] - now, self._pool_timer, pool)
         else:
-            self.pool_timer_armed = False
+            pool.timer_armed = False
 
     def _with_connection(self, task: Task, op: Any, direct: bool = False) -> None:
         """Start ``op`` on a connection just taken (``direct``: not from inside an op handler)."""
@@ -381,7 +396,7 @@ class SimDb:
 
     def _abandon_done(self, event: Call) -> None:
         self._end(event.value, commit=False)
-        self._release_connection()
+        self._release_connection(event.value.task)
 
     # ------------------------------------------------------------ replies
     def _deliver(self, event: Call) -> None:
@@ -392,11 +407,11 @@ class SimDb:
         if gone:
             self.stats["replies_to_gone"] += 1
         if release:
-            self._release_connection()
+            self._release_connection(task)
         elif gone:
             self.stats["abandoned"] += 1
             if txn.session:  # holds no locks between statements: just give the connection back
-                self._release_connection()
+                self._release_connection(task)
             else:  # the app rolls the open transaction back (one hop, locks still held)
                 schedule_call(self.env, self._hop() + self._rollback(), self._abandon_done, txn)
         self._wake(task, reply)

@@ -106,7 +106,8 @@ class RedisCluster:
         node.advance(self.env.now)
         return node.store.get(key)
 
-    def submit(self, op: Eval, task: Task) -> None:
+    def submit(self, op: Eval, task: Task, cpu: float = 0.0) -> None:
+        """Send ``op`` now, or after ``cpu`` seconds of app CPU (its segment's end, queueing included)."""
         key = op.keys[0]
         node = self._route.get(key)
         if node is None:
@@ -114,11 +115,14 @@ class RedisCluster:
         task.node = node.index
         now = self.env.now
         if self.hop_constant:
+            # Arrivals are queued at send time. With app CPU in front, two ops may reach the node
+            # in an order other than the one they were sent in, by at most the difference of their
+            # segments' costs (microseconds): the node serves them in send order.
             d = self._hop_mean
-            finish = node.execute(now + d, op, task)
+            finish = node.execute(now + cpu + d, op, task)
             schedule_call(self.env, finish + d - now, self._deliver, task)
         else:
-            schedule_call(self.env, self._hop(), self._arrive, (node, op, task))
+            schedule_call(self.env, cpu + self._hop(), self._arrive, (node, op, task))
 
     def _arrive(self, event: Call) -> None:
         node, op, task = event.value

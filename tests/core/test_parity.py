@@ -69,7 +69,7 @@ CALM = [
     "sale.stock=3000", "workload.buyers=30", "workload.window=3.0", "workload.timeout=30", "redis.nodes=3",
     "pipeline.threshold=4", "pipeline.period=1000",  # count-trigger flushes only, at fixed records
     "sharded.partitions=3", "sharded.subdomain_size=300", "sharded.preallocation=600", "sharded.threshold=5",
-    "sharded.policy=round_robin", "sharded.refresh_interval=0.1", "sharded.apps=1",
+    "sharded.policy=round_robin", "sharded.refresh_interval=0.1", "app.instances=1",
 ]
 FLOAT = re.compile(r"-?\d+\.\d+(?:e-?\d+)?")
 

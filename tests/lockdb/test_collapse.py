@@ -62,7 +62,7 @@ def test_defaults_land_on_the_public_hot_row_figures():
 def test_capping_row_concurrency_and_failing_fast_removes_the_collapse():
     # the same overload (4x the stock peak), with 100 connections that give up on the pool after 0.1 s:
     # the row keeps serving live buyers at capacity and sheds the rest as fast pool-timeout errors
-    lever = ("pool 100, fail fast", "db_pessimistic", ("db.pool_size=100", "db.acquire_timeout=0.1"))
+    lever = ("pool 100, fail fast", "db_pessimistic", ("db.pool_size=25", "db.acquire_timeout=0.1"))  # 4 instances x 25
     curve = db_collapse.sweep([lever], (2800,), duration=1.0)
     row = curve.iloc[0]
     assert row["goodput"] > 550 and row["timeout"] == 0 and row["db_pool_timeouts"] > 1000

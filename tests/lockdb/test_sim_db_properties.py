@@ -53,7 +53,7 @@ def test_invariants_and_no_leaks(strategy, stock, buyers, window, timeout, qty_h
         assert s["error"] == 0  # nothing can fail but a buyer's patience
     db = worlds[0].db
     worlds[0].env.run(until=worlds[0].env.now + 100)  # finish in-flight rollbacks, fire pending timers
-    assert db.free_connections == pool and not db.conn_waiters
+    assert all(p.free == pool and not p.waiters for p in db.pools)  # every instance's pool is whole again
     assert all(row.holder is None and not row.queue and row.group is None for row in db.rows.values())
     assert db.committed == db.working
     assert db.committed["stock"]["sku42"]["stock"] + db.committed["stock"]["sku42"]["sold"] == stock

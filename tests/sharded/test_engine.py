@@ -43,10 +43,11 @@ class Traced(Reference):
 
 def make(**sharded) -> tuple[Sharded, Traced]:
     settings = {"partitions": 3, "subdomain_size": 10, "threshold": 3, "preallocation": 20, "injection": 7,
-                "apps": 1, "policy": "round_robin", **sharded}
+                "policy": "round_robin", **sharded}
     overrides = [f"sharded.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
     # the Redis-side op sequence alone (the sync pipeline's detail records: tests/pipeline)
-    scenario = Scenario().with_overrides(["sale.stock=100", "redis.nodes=3", "pipeline.enabled=false", *overrides])
+    scenario = Scenario().with_overrides(["sale.stock=100", "redis.nodes=3", "pipeline.enabled=false", "app.instances=1",
+                                          *overrides])
     strategy = Sharded(scenario, np.random.default_rng(1), namespace="t")
     driver = Traced()
     driver.run(strategy.setup(), TaskKind.SETUP)

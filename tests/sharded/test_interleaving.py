@@ -48,7 +48,7 @@ STEPS = st.lists(st.tuples(st.sampled_from(["buy", "buy", "buy", "step", "step",
 def test_every_interleaving_conserves_stock(steps, give_back, policy):
     scenario = Scenario().with_overrides([
         "sale.stock=60", "redis.nodes=2", "sharded.partitions=3", "sharded.subdomain_size=6",
-        "sharded.threshold=2", "sharded.preallocation=8", "sharded.injection=5", "sharded.apps=2",
+        "sharded.threshold=2", "sharded.preallocation=8", "sharded.injection=5", "app.instances=2",
         f"sharded.policy={policy}", f"sharded.return_stranded={str(give_back).lower()}",
         "sharded.refill_wait=0.01", "sharded.wait_step=0.005", "sharded.fallback=1", "pipeline.enabled=false",
     ])
@@ -62,7 +62,7 @@ def test_every_interleaving_conserves_stock(steps, give_back, policy):
     buyers = 0
     for action, pick, qty in steps:
         if action == "buy":
-            ref.start(strategy.deduct(Request(buyers, qty, ref.t)), TaskKind.REQUEST)
+            ref.start(strategy.deduct(Request(buyers, qty, ref.t, buyers % 2)), TaskKind.REQUEST)
             buyers += 1
         elif action == "refresh":
             ref.step(refreshers[pick % len(refreshers)])  # one op of a refresh loop

@@ -21,6 +21,7 @@ def scenario(**extra):
     return Scenario().with_overrides([
         f"redis.service.default={SERVICE}", f"network.redis={HOP}", "sale.stock=2", "redis.nodes=1",
         "report.timeline_interval=0.0005", "pipeline.enabled=false",  # kernel traces: no sync pipeline
+        "app.instances=1",  # one app instance: one sold-out flag (tests/sim/test_app_tier.py has the fleet)
         *[f"{k}={v}" for k, v in extra.items()],
     ])
 
