@@ -115,6 +115,9 @@ def _default_service() -> dict[str, Dist]:
 
 @dataclass(frozen=True)
 class RedisConfig:
+    # Scripts whose work grows with the records they walk (the simulator counts them: sim.servers.redis_node.ITEMS)
+    PER_ITEM: ClassVar[tuple[str, ...]] = ("detail_collect", "detail_applied", "detail_stale", "detail_summary")
+
     nodes: int = doc(8, "Redis master nodes; slots split evenly as redis-cli --cluster create does (single_redis uses the one its key hashes to)")
     service: dict[str, Dist] = doc(
         _default_service,
@@ -123,13 +126,43 @@ class RedisConfig:
         factory=True,
     )
 
+    command: Dist = doc(
+        lambda: Dist("deterministic", 0.0),
+        "server time every command pays on top of its script's service time: parse, dispatch, reply "
+        "(0: folded into redis.service; a calibration profile measures it with PING)",
+        factory=True,
+    )
+    batch: Dist = doc(
+        lambda: Dist("deterministic", 0.0),
+        "server time per pipelined batch (the read and write system calls), shared by its commands: "
+        "each pays batch / redis.pipeline",
+        factory=True,
+    )
+    pipeline: float = doc(1.0, "mean commands per batch on the app's connections (1: no pipelining)")
+    per_item: dict[str, float] = doc(
+        dict,
+        "extra server time per record a script handles, seconds, by script name "
+        "(detail_collect, detail_applied, detail_stale, detail_summary)",
+        factory=True,
+    )
+
     def __post_init__(self) -> None:
         require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
         if "default" not in self.service:  # a partial table adds to the defaults, never drops them
             object.__setattr__(self, "service", {**_default_service(), **self.service})
+        require(math.isfinite(self.pipeline) and self.pipeline >= 1,
+                f"redis.pipeline must be >= 1 (got {self.pipeline})")
+        for script, cost in self.per_item.items():
+            choice("redis.per_item: script", script, self.PER_ITEM)
+            require(math.isfinite(cost) and cost >= 0, f"redis.per_item.{script} must be >= 0 (got {cost})")
 
     def service_of(self, script: str) -> Dist:
         return self.service.get(script, self.service["default"])
+
+    @property
+    def fixed_mean(self) -> float:
+        """Mean server time a command pays besides its script's body: command + batch share."""
+        return self.command.mean + self.batch.mean / self.pipeline
 
 
 @dataclass(frozen=True)

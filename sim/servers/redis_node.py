@@ -13,11 +13,20 @@ observer, sees exactly the state a real single-threaded Redis would have.
 
 When the hop delay is constant, arrival order at a node equals send order and
 the arrival is processed at send time: one event per round trip.
+
+A script's service time is the sum of what a real Redis spends on it
+(``redis.*`` in the scenario; a calibration profile measures each part):
+the fixed per-command cost (``redis.command``: read, parse, dispatch, reply),
+its share of the per-batch cost (``redis.batch / redis.pipeline``: the read and
+write system calls, paid once per pipelined batch), the script's body
+(``redis.service[script]``) and, for scripts that walk records, a cost per
+record (``redis.per_item[script]`` times the count in :data:`ITEMS`).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +39,23 @@ from engine.scenario import Dist, RedisConfig
 from engine.slots import SlotMap
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Call, schedule_call
+
+
+def _batch_records(value: str | None) -> int:
+    """Records in a batches-hash value ``"sent_time|seq,seq,..."``."""
+    return value.count(",") + 1 if value else 0
+
+
+ITEMS: dict[str, Callable[[dict[str, Any], tuple, tuple], int]] = {
+    # What a script's per-record cost counts, read from the node's store when the script
+    # arrives: exact when the node is idle; under a queue it does not yet see the effect of
+    # the scripts queued ahead (their twins run at their service start).
+    "detail_collect": lambda store, keys, args: min(int(args[1]), len(store.get(keys[1]) or ())),
+    "detail_applied": lambda store, keys, args: _batch_records((store.get(keys[1]) or {}).get(str(args[0]))),
+    "detail_stale": lambda store, keys, args: sum(map(_batch_records, (store.get(keys[1]) or {}).values())),
+    "detail_summary": lambda store, keys, args: len(store.get(keys[0]) or ()),
+}
+"""Per script with a ``redis.per_item`` cost: how many records one call handles."""
 
 
 class RedisNode:
@@ -45,6 +71,15 @@ class RedisNode:
         self.wait_max = 0.0
         self._default = sampler(config.service_of("default"), rng)
         self._service = {name: sampler(dist, rng) for name, dist in config.service.items()}
+        command, batch = config.command, config.batch
+        if command.is_constant and batch.is_constant:  # the common case: one float, no draws
+            self._fixed = None
+            self._fixed_constant = command.mean + batch.mean / config.pipeline
+        else:
+            draw_command, draw_batch, depth = sampler(command, rng), sampler(batch, rng), config.pipeline
+            self._fixed = lambda: draw_command() + draw_batch() / depth
+            self._fixed_constant = 0.0
+        self._per_item = {name: (cost, ITEMS[name]) for name, cost in config.per_item.items() if cost > 0}
         self._twins = {name: script.twin for name, script in scripts.REGISTRY.items()}
         self.pending: deque[tuple[float, Eval, Task]] = deque()  # queued, not yet started
 
@@ -55,7 +90,12 @@ class RedisNode:
         """
         free_at = self.free_at
         start = t if t > free_at else free_at
-        service = self._service.get(op.script, self._default)()
+        service = self._service.get(op.script, self._default)() + (
+            self._fixed_constant if self._fixed is None else self._fixed())
+        if self._per_item:
+            per_item = self._per_item.get(op.script)
+            if per_item is not None:
+                service += per_item[0] * per_item[1](self.store, op.keys, op.args)
         finish = start + service
         self.free_at = finish
         self.busy += service
