@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.scenario import Scenario
+from sim import profiles
 from sim.bench.plan import DEFAULT_SIZES, plan
 from sim.bench.plots import FORMATS, plot_results
 from sim.bench.runner import default_workers, run_sweep
 from sim.bench.sweep import load_sweep
+from sim.cli import profile_option
 from sim.cli.common import CliError, Command, scenario_arguments, scenario_from
 
 HEADLINE = ("goodput", "p50", "p99", "p999", "sold", "refused_with_stock", "violations")
@@ -37,10 +40,15 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")
     parser.add_argument("--out", type=Path, help="results folder (default results/<sweep>/<fingerprint>; reused to resume)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    profile_option.add_profile_argument(parser)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    sweep = load_sweep(args.file)
+    profile = None
+    if args.profile is not None:
+        profile = profiles.find(args.profile)
+        profile_option.warn_skipped(profile.name, profile.apply(Scenario())[1])
+    sweep = load_sweep(args.file, profile)
     result = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask, quiet=args.quiet)
     print(f"sweep {sweep.name}: {len(result.runs)} runs ({result.executed} run now, {result.reused} reused) "
           f"in {result.wall_seconds:.1f} s")

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.profile import Profile
 from engine.scenario import Scenario, ScenarioError, load_scenario
 from engine.strategies import STRATEGIES
 
@@ -128,16 +129,17 @@ class RunSpec:
     record: tuple[str, ...] = ()
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, profile: Profile | None = None) -> Sweep:
     """Read and validate a sweep file; problems raise :class:`ScenarioError` (one line).
 
     A ``.toml`` file holds the tables above. A ``.py`` file is run and must
     define ``SWEEP``: the same structure as a dict (handy when the grid is
-    computed, e.g. ``[2 ** k for k in range(8)]``).
+    computed, e.g. ``[2 ** k for k in range(8)]``). ``profile`` (a calibration
+    profile) applies to the base scenario before the sweep's ``set`` lines.
     """
     path = Path(path)
     if path.suffix == ".py":
-        return _python_sweep(path)
+        return _python_sweep(path, profile)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -147,12 +149,12 @@ def load_sweep(path: str | Path) -> Sweep:
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{path}: malformed TOML: {err}") from None
     try:
-        return sweep_from_dict(data, path.parent, source=str(path))
+        return sweep_from_dict(data, path.parent, source=str(path), profile=profile)
     except ScenarioError as err:
         raise ScenarioError(f"{path}: {err}") from None
 
 
-def _python_sweep(path: Path) -> Sweep:
+def _python_sweep(path: Path, profile: Profile | None = None) -> Sweep:
     if not path.is_file():
         raise ScenarioError(f"sweep file not found: {path}")
     try:
@@ -163,12 +165,13 @@ def _python_sweep(path: Path) -> Sweep:
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: define SWEEP = {{'sweep': {{...}}, 'grid': {{...}}, ...}}")
     try:
-        return sweep_from_dict(data, path.parent, source=str(path))
+        return sweep_from_dict(data, path.parent, source=str(path), profile=profile)
     except ScenarioError as err:
         raise ScenarioError(f"{path}: {err}") from None
 
 
-def sweep_from_dict(data: dict[str, Any], root: Path | None = None, source: str | None = None) -> Sweep:
+def sweep_from_dict(data: dict[str, Any], root: Path | None = None, source: str | None = None,
+                    profile: Profile | None = None) -> Sweep:
     """Build a :class:`Sweep` from the TOML structure (``root``: where relative paths start)."""
     unknown = set(data) - {"sweep", "base", "grid", "points"}
     _require(not unknown, f"unknown table(s) {', '.join(sorted(unknown))}: expected sweep, base, grid, points")
@@ -177,7 +180,7 @@ def sweep_from_dict(data: dict[str, Any], root: Path | None = None, source: str 
     _require(not set(head) - known, f"unknown key(s) under sweep: {', '.join(sorted(set(head) - known))}; "
                                     f"valid: {', '.join(sorted(known))}")
     _require("name" in head, "sweep.name is required")
-    base = _base_scenario(head, data.get("base", {}), root or Path("."))
+    base = _base_scenario(head, data.get("base", {}), root or Path("."), profile)
     strategies = head.get("strategies", [base.strategy])
     if isinstance(strategies, str):
         strategies = [strategies]
@@ -274,12 +277,15 @@ def toml_value(value: Any) -> str:
     raise ScenarioError(f"cannot use {value!r} as a scenario value")
 
 
-def _base_scenario(head: dict[str, Any], inline: dict[str, Any], root: Path) -> Scenario:
+def _base_scenario(head: dict[str, Any], inline: dict[str, Any], root: Path, profile: Profile | None = None
+                   ) -> Scenario:
     data: dict[str, Any] = {}
     if "scenario" in head:
         data = load_scenario(root / head["scenario"]).to_dict()
     _require(isinstance(inline, dict), "base must be a table")
     base = Scenario.from_dict(_merge(data, inline))
+    if profile is not None:
+        base, _skipped = profile.apply(base)
     overrides = head.get("set", [])
     _require(isinstance(overrides, list), "sweep.set must be a list of \"key=value\" strings")
     return base.with_overrides(overrides)

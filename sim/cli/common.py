@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from engine.result import Result
 from engine.scenario import Scenario, load_scenario
+from sim.cli import profile_option
 
 EXIT_USAGE = 2
 EXIT_INVARIANT = 3
@@ -43,12 +44,13 @@ def scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, help="write results into this directory")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    profile_option.add_profile_argument(parser)
 
 
 def scenario_from(args: argparse.Namespace) -> Scenario:
     if args.seed < 0:
         raise CliError(f"--seed must be >= 0 (got {args.seed})")
-    return load_scenario(args.scenario).with_overrides(args.overrides)
+    return profile_option.profiled(load_scenario(args.scenario), args).with_overrides(args.overrides)
 
 
 def report_violations(results: Sequence[Result]) -> int:

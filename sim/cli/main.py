@@ -4,6 +4,7 @@
     flashsim sweep | plot | plan            (sim.bench.commands)
     flashsim cluster up|down                (sim.cli.real)
     flashsim validate                       (sim.cli.validate)
+    flashsim calibrate                      (sim.cli.calibrate)
 
 A command's module is imported only when that command runs, so ``flashsim
 --help`` or a simulated ``flashsim run`` never loads the real-mode stack
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("sim.cli.real", "start (up) or stop (down) a local Redis Cluster on loopback ports"),
     "validate": ("sim.cli.validate",
                  "run the validation grid in the simulator and on real servers; report errors per figure"),
+    "calibrate": ("sim.cli.calibrate", "measure Redis, the DB and the real driver; write a calibration profile"),
 }
 
 
