@@ -31,6 +31,7 @@ def _default_service() -> dict[str, Dist]:
 @dataclass(frozen=True)
 class DbConfig:
     RETRY: ClassVar[tuple[str, ...]] = ("none", "immediate", "backoff")
+    COMMIT_PATHS: ClassVar[tuple[str, ...]] = ("binlog_sync", "group_commit")
 
     pool_size: int = doc(250, "app-side connections to MySQL per app instance (the fleet holds app.instances x "
                               "this: 4 x 250 = 1000 by default, the figure the hot-row defaults were calibrated at)")
@@ -41,8 +42,14 @@ class DbConfig:
         "server CPU time per statement name; 'default' covers the rest (point PK access: tens of us)",
         factory=True,
     )
+    commit_path: str = doc(
+        "binlog_sync",
+        "what a writing commit waits for: binlog_sync (the log flush db.commit, row locks held: binary log on, "
+        "sync_binlog=1) | group_commit (locks released first, then the reply waits for the next grouped "
+        "redo-log flush: InnoDB with the binary log off)")
     commit: Dist = doc(lambda: Dist("lognormal", 8.0e-4, 0.3),
-                       "commit cost with row locks held: redo + binlog flush (flush_log_at_trx_commit=1, sync_binlog=1)",
+                       "log flush of a writing commit (binlog_sync: with row locks held, redo + binlog, "
+                       "flush_log_at_trx_commit=1, sync_binlog=1; group_commit: one flush per group)",
                        factory=True)
     rollback: Dist = doc(lambda: Dist("deterministic", 2.0e-5), "rollback cost", factory=True)
     begin: Dist = doc(lambda: Dist("deterministic", 1.0e-5), "BEGIN cost (one round trip as well)", factory=True)
@@ -78,6 +85,7 @@ class DbConfig:
                             ("group_member_cost", self.group_member_cost)):
             require(math.isfinite(value) and value >= 0, f"db.{name} must be >= 0 (got {value})")
         choice("db.retry", self.retry, self.RETRY)
+        choice("db.commit_path", self.commit_path, self.COMMIT_PATHS)
         require(self.retry_max >= 0, f"db.retry_max must be >= 0 (got {self.retry_max})")
         require(self.optimistic_max >= 0, f"db.optimistic_max must be >= 0 (got {self.optimistic_max})")
         require(self.batch_size >= 1, f"db.batch_size must be >= 1 (got {self.batch_size})")

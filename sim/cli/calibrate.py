@@ -84,9 +84,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             log("starting a private redis-server on a loopback port")
             scratch = LocalCluster(1).start()
             url = scratch.url
-        log("recording the Redis calls of simulated sales")
-        traces = record(600 if args.quick else 3000)
-        options = Options(RedisTarget.from_options(url, password), traces, args.name, args.quick,
+        options = Options(RedisTarget.from_options(url, password), lambda: record(600 if args.quick else 3000),
+                          args.name, args.quick,
                           args.db_url or os.environ.get("FLASHSIM_DB_URL") or None, args.workers,
                           "flashsim " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else "", owned)
         profile = calibrate(options, log)

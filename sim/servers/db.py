@@ -18,7 +18,12 @@ The model is the set of mechanisms a DBA names when a hot row collapses:
   reason one hot row gets *slower* as concurrency grows. Real cycles are found
   and the requester is rolled back (-> ``DEADLOCK``); with detection off only
   the lock-wait timeout breaks them;
-- **commit**: ``db.commit`` (log flush) is paid with the row locks still held.
+- **commit** (``db.commit_path``): with ``binlog_sync`` (the binary log on,
+  ``sync_binlog=1``) a writing commit pays ``db.commit`` (the log flush) with
+  its row locks still held; with ``group_commit`` (InnoDB with the binary log
+  off) it releases its locks first and its reply then waits for the redo log:
+  one flush at a time, each flushing every commit that arrived while the one
+  before it ran (group commit), so the row is free during the flush.
 
 Buyers who gave up do not cancel their server work: a transaction whose
 client's deadline has passed keeps its place in the lock queue and its locks;
@@ -85,6 +90,9 @@ class SimDb:
         self._commit = sampler(config.commit, rng)
         self._rollback = sampler(config.rollback, rng)
         self._begin = sampler(config.begin, rng)
+        self._group_commit = config.commit_path == "group_commit"
+        self.flush_end = 0.0  # group_commit: when the log flush in progress ends
+        self.next_flush_end: float | None = None  # ... and the one after it, whose group is still forming
         self.working: Tables = {}
         self.committed: Tables = {}
         self.rows: dict[RowKey, Row] = {}
@@ -93,7 +101,8 @@ class SimDb:
         self.pools = [_Pool(k, config.pool_size) for k in range(scenario.app.instances)]
         self.stats = dict.fromkeys(
             ("statements", "lock_waits", "lock_wait_time", "lock_timeouts", "deadlocks", "pool_waits",
-             "pool_timeouts", "abandoned", "replies_to_gone", "commits", "rollbacks", "groups", "detect_time"), 0.0)
+             "pool_timeouts", "abandoned", "replies_to_gone", "commits", "rollbacks", "groups", "detect_time",
+             "flushes"), 0.0)
 
     # ------------------------------------------------------------ observation
     def read(self, key: str) -> Any:
@@ -117,6 +126,7 @@ class SimDb:
             "db_rollbacks": int(stats["rollbacks"]),
             "db_groups": int(stats["groups"]),
             "db_detect_time": stats["detect_time"],
+            **({"db_flushes": int(stats["flushes"])} if self._group_commit else {}),
         }
 
     # ------------------------------------------------------------ op handlers
@@ -255,6 +265,8 @@ class SimDb:
             if isinstance(reply, DbError):
                 self._end(txn, commit=False)
                 schedule_call(self.env, finish - now + self._hop(), self._deliver, (txn, reply, not txn.session))
+            elif self._group_commit and txn.wrote:
+                schedule_call(self.env, finish - now, self._release_then_flush, (txn, reply, not txn.session))
             else:
                 schedule_call(self.env, finish - now + self._commit_cost(txn), self._autocommit_done, (txn, reply))
         else:
@@ -379,7 +391,34 @@ class SimDb:
         return self._rollback()
 
     def _commit_arrives(self, event: Call) -> None:
-        schedule_call(self.env, self._commit_cost(event.value), self._commit_done, event.value)
+        txn: Txn = event.value
+        if self._group_commit and txn.wrote:
+            self._commit_grouped(txn, None, True)
+            return
+        schedule_call(self.env, self._commit_cost(txn), self._commit_done, txn)
+
+    def _release_then_flush(self, event: Call) -> None:
+        self._commit_grouped(*event.value)
+
+    def _commit_grouped(self, txn: Txn, reply: Any, release: bool) -> None:
+        """group_commit: publish and release now; reply once the log flush that covers the commit ends."""
+        txn.wrote = False
+        self._end(txn, commit=True)
+        now = self.env.now
+        schedule_call(self.env, self._flushed_at(now) - now + self._hop(), self._deliver, (txn, reply, release))
+
+    def _flushed_at(self, now: float) -> float:
+        """When the redo-log flush that covers a commit made at ``now`` ends (one flush at a time)."""
+        if self.next_flush_end is not None and now >= self.flush_end:  # the waiting group's flush has begun
+            self.flush_end, self.next_flush_end = self.next_flush_end, None
+        if now >= self.flush_end:  # the log is idle: flush right away
+            self.stats["flushes"] += 1
+            self.flush_end = now + self._commit()
+            return self.flush_end
+        if self.next_flush_end is None:  # a flush is running: join the group that flushes after it
+            self.stats["flushes"] += 1
+            self.next_flush_end = self.flush_end + self._commit()
+        return self.next_flush_end
 
     def _commit_done(self, event: Call) -> None:
         txn: Txn = event.value
@@ -453,7 +492,19 @@ class SimDb:
         finish = self._run_on_thread(now, service)
         replies = [statement.twin(self.working, member.params) for member in group.members]
         group.wrote = any(reply.__class__ is SqlResult and reply.affected for reply in replies)
+        if self._group_commit and group.wrote:
+            schedule_call(self.env, finish - now, self._group_released, (group, replies))
+            return
         schedule_call(self.env, finish - now + self._commit_cost(group), self._group_done, (group, replies))
+
+    def _group_released(self, event: Call) -> None:
+        group, replies = event.value
+        group.wrote = False
+        self._end(group, commit=True)
+        now = self.env.now
+        delay = self._flushed_at(now) - now
+        for member, reply in zip(group.members, replies):
+            schedule_call(self.env, delay + self._hop(), self._deliver, (member, reply, not member.session))
 
     def _group_done(self, event: Call) -> None:
         group, replies = event.value

@@ -77,7 +77,7 @@ class Plan:
 @dataclass(frozen=True)
 class Options:
     target: RedisTarget
-    traces: Sequence[Sequence[Eval]]  # the Eval ops of simulated sales, replayed to time each script
+    traces: Callable[[], Sequence[Sequence[Eval]]]  # the Eval ops of simulated sales, replayed to time each script
     name: str = "calibrated"
     quick: bool = False
     db_url: str | None = None  # None: no database measurements
@@ -93,6 +93,12 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
     namespace = f"fscal-{uuid.uuid4().hex[:8]}"
     node = asyncio.run(_node(options.target, namespace))
     raw: dict[str, Any] = {"redis": {"server": _redis_server(node), "owned": options.owned}}
+    server = None
+    if options.db_url is not None:  # reachable and readable before anything is measured
+        server = real_sql.server(Context(options.target, namespace, options={"db_url": options.db_url}))
+        asyncio.run(db_costs.settings(server))
+    log("recording the Redis calls of simulated sales")
+    traces = options.traces()
     log(f"redis: round trip ({plan.rtt} PINGs)")
     raw["redis"]["round_trip"] = redis_costs.round_trip(node, plan.rtt)
     log(f"redis: fixed costs (redis-benchmark PING, depths {', '.join(map(str, plan.depths))})")
@@ -100,8 +106,8 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
     log("redis: cold start (deduct alone and in runs of 100)")
     raw["redis"]["cold_start"] = redis_costs.cold_start(node, namespace, plan.cold)
     cold = raw["redis"]["cold_start"]["cold"]
-    log(f"redis: script bodies (replaying {sum(map(len, options.traces)):,} EVALSHAs of simulated sales)")
-    raw["redis"]["scripts"] = redis_costs.script_bodies(node, options.traces, namespace, cold)
+    log(f"redis: script bodies (replaying {sum(map(len, traces)):,} EVALSHAs of simulated sales)")
+    raw["redis"]["scripts"] = redis_costs.script_bodies(node, traces, namespace, cold)
     log("redis: per-record costs of the detail scripts")
     raw["redis"]["records"] = redis_costs.record_costs(node, namespace, plan.record_sizes, plan.record_repeats, cold)
     fixed = raw["redis"]["fixed"]
@@ -114,8 +120,7 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
                                        plan.driver_rate)
     versions = {"python": platform.python_version(), "flashsim": _flashsim_version(),
                 "redis": raw["redis"]["server"].get("redis_version", "?")}
-    if options.db_url is not None:
-        server = real_sql.server(Context(options.target, namespace, options={"db_url": options.db_url}))
+    if server is not None:
         log(f"db: settings, statement costs, hot row at {', '.join(map(str, plan.concurrency))} connections")
         raw["db"] = asyncio.run(db_costs.measure(server, plan.db_count, plan.concurrency, plan.db_seconds,
                                                  plan.slap_at, plan.slap_queries))

@@ -213,7 +213,10 @@ async def measure(server: dict[str, Any], count: int, concurrency: Sequence[int]
     found: dict[str, Any] = {"settings": await settings(server)}
     async with Scratch(server) as scratch:
         found["steps"] = await statement_costs(scratch, count)
-        found["hot_row"] = [await hot_row(scratch, c, seconds) for c in concurrency]
-        checks = [slap(server, scratch, c, slap_queries) for c in slap_at]
-        found["slap"] = [c for c in checks if c is not None]
+        found["hot_row"], found["slap"] = [], []
+        for connections in concurrency:  # each mariadb-slap check right after its own-client point
+            found["hot_row"].append(await hot_row(scratch, connections, seconds))
+            check = slap(server, scratch, connections, slap_queries) if connections in slap_at else None
+            if check is not None:
+                found["slap"].append(check)
     return found
