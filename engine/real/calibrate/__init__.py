@@ -26,7 +26,6 @@ import importlib.metadata
 import os
 import platform
 import socket
-import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -231,8 +230,7 @@ def _machine() -> dict[str, Any]:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"hostname": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count() or 0,
-            "os": f"{platform.system()} {platform.release()}", "load_average": round(load, 2),
-            "python": sys.version.split()[0]}
+            "os": f"{platform.system()} {platform.release()}", "load_average": round(load, 2)}
 
 
 def _flashsim_version() -> str:

@@ -13,7 +13,8 @@ Buyers arrive at one fixed rate in every run (the window grows with their number
 - request + refusal: no stock and the sold-out flag on (after the first sold-out
   answer every request is refused without an op), ``n`` and ``2n`` buyers;
 - op alone: the driver's interpreter and lanes running ``n`` tasks of one and
-  of three EVALSHAs each (all started at once), in this process.
+  of three EVALSHAs each (all started at once), in this process; three rounds,
+  alternated, medians.
 
 The bigger of each pair of runs also gives the mean pipeline depth the driver
 reached (EVALSHA calls per read, from the server's counters).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,8 @@ from engine.real.links import RedisLinks
 from engine.real.run import RealOptions, run_real
 from engine.real.target import RedisTarget, TargetError, discover
 from engine.scenario import Scenario
+
+ROUNDS = 3
 
 
 def _cpu() -> float:
@@ -121,8 +125,11 @@ def measure(target: RedisTarget, node: Node, namespace: str, buyers: int, worker
     for label, scenario in (("selling", selling), ("refusing", refusing)):
         runs[label] = [_run(target, node, scenario, n, rate, workers, f"{namespace}-{label}{i}")
                        for i, n in enumerate((buyers, 2 * buyers))]
-    one = asyncio.run(_op_tasks(target, f"{namespace}-ops1", buyers, 1, 4))
-    three = asyncio.run(_op_tasks(target, f"{namespace}-ops3", buyers, 3, 4))
+    ones, threes = [], []
+    for round_ in range(ROUNDS):  # alternated, medians: one slow round does not decide
+        ones.append(asyncio.run(_op_tasks(target, f"{namespace}-ops1r{round_}", buyers, 1, 4)))
+        threes.append(asyncio.run(_op_tasks(target, f"{namespace}-ops3r{round_}", buyers, 3, 4)))
+    one, three = statistics.median(ones), statistics.median(threes)
     cpu_op = max(0.0, (three - one) / (2 * buyers))
 
     def per_request(pair: list[DriverRun]) -> float:
@@ -137,4 +144,4 @@ def measure(target: RedisTarget, node: Node, namespace: str, buyers: int, worker
     return {"cpu_request": cpu_request, "cpu_op": cpu_op, "cpu_refusal": cpu_refusal,
             "pipeline_depth": depth, "workers": workers, "rate": rate,
             "runs": {label: [vars(r) for r in pair] for label, pair in runs.items()},
-            "op_tasks": {"tasks": buyers, "cpu_1_op": one, "cpu_3_ops": three}}
+            "op_tasks": {"tasks": buyers, "cpu_1_op": ones, "cpu_3_ops": threes}}

@@ -166,7 +166,7 @@ def round_trip(node: Node, count: int) -> dict[str, float]:
     """Sequential PINGs on one connection: the client's round trip, seconds."""
     client = node.client()
     try:
-        conn = client.connection_pool.get_connection("PING")
+        conn = client.connection_pool.get_connection()
         try:
             samples = []
             for _ in range(count):
