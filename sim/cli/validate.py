@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,8 @@ EXIT_INVARIANT = 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a small subset (4 points, 1 seed, small sales): the CI version, well under 2 minutes")
-    parser.add_argument("--profile", metavar="NAME", help="calibration profile applied to every point's scenario")
+    parser.add_argument("--profile", metavar="NAME_OR_PATH",
+                        help="calibration profile (from `flashsim calibrate`) applied to every point's scenario")
     parser.add_argument("--points", action="append", metavar="PATTERN",
                         help="only the points matching this shell pattern, e.g. 'single_redis/*/poisson/n1' "
                              "(repeatable; names are strategy/load/arrival/nodes)")
@@ -84,29 +84,21 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def profile_transform(name: str | None) -> Callable[[Scenario], Scenario] | None:
-    """The scenario transform of calibration profile ``name`` (``engine.profile``), or None.
+    """The scenario transform of calibration profile ``name`` (a name or a path; :mod:`sim.profiles`), or None.
 
-    Integration point with ``flashsim calibrate``: a profile is a set of
-    scenario overrides; whatever loads it must return a function
-    Scenario -> Scenario, which every grid point's base goes through.
+    Every grid point's base goes through it; keys the scenario does not know are
+    reported once, on stderr.
     """
     if name is None:
         return None
-    try:
-        profiles = importlib.import_module("engine.profile")
-    except ModuleNotFoundError:
-        raise ScenarioError("--profile needs calibration profiles (engine/profile.py), "
-                            "which this checkout does not have yet") from None
-    load = getattr(profiles, "load_profile", None)
-    if load is None:
-        raise ScenarioError("engine.profile has no load_profile(name); cannot apply --profile")
-    profile = load(name)
-    apply = getattr(profile, "apply", None)
-    if not callable(apply):
-        raise ScenarioError(f"profile {name!r} cannot be applied to a scenario")
+    from sim import profiles
+    from sim.cli.profile_option import warn_skipped
+
+    profile = profiles.find(name)
+    warn_skipped(profile.name, profile.apply(Scenario())[1])
 
     def transform(scenario: Scenario) -> Scenario:
-        return apply(scenario)
+        return profile.apply(scenario)[0]
 
     return transform
 

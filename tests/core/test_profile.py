@@ -161,3 +161,13 @@ def test_shipped_profiles_load_and_apply(name):
 
 def test_a_profile_is_shipped():
     assert "local-2core" in profiles.shipped()
+
+
+def test_validate_applies_a_profile_to_every_point(tmp_path, capsys):
+    from sim.cli.validate import profile_transform
+
+    assert profile_transform(None) is None
+    transform = profile_transform(str(write(tmp_path, profile_data(measured={"zz.unknown": 1}))))
+    assert transform(Scenario()).redis.command == Dist("deterministic", 1.5e-06)
+    assert transform(Scenario().with_overrides(["sale.stock=7"])).sale.stock == 7
+    assert "zz.unknown" in capsys.readouterr().err
