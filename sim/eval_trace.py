@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 from engine.ops import Eval
 from engine.scenario import Scenario
 from engine.strategies import STRATEGIES
+from sim.interpreter import Task
 from sim.servers.redis_node import RedisCluster
 from sim.world import simulate
 
@@ -30,9 +30,9 @@ TRACE_SALE = ("workload.window=1.5", "workload.timeout=inf", "redis.nodes=2", "p
 def _recording(into: list[Eval]) -> Iterator[None]:
     original = RedisCluster.submit
 
-    def submit(self: RedisCluster, op: Eval, task: object, *rest: Any) -> None:
+    def submit(self: RedisCluster, op: Eval, task: Task, cpu: float = 0.0) -> None:
         into.append(op)
-        original(self, op, task, *rest)  # type: ignore[arg-type]
+        original(self, op, task, cpu)
 
     RedisCluster.submit = submit  # type: ignore[method-assign]
     try:
