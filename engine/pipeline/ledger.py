@@ -89,9 +89,9 @@ def _part_preallocate(tables: Tables, params: tuple) -> SqlResult:
 
 
 def _ledger_release(tables: Tables, params: tuple) -> SqlResult:
-    give, take, sku, need = params
+    give, take, sku = params
     row = tables["ledger"].get(sku)
-    if row is None or row["preallocated"] < need or take == 0:
+    if row is None or take == 0:
         return EMPTY
     row["pool"] += give
     row["preallocated"] -= take
@@ -161,12 +161,13 @@ register(Statement("part_preallocate",
                    "INSERT INTO {ledger_part} (part, sku, preallocated, deducted) VALUES (%s, %s, %s, 0) "
                    "ON DUPLICATE KEY UPDATE preallocated = preallocated + %s",
                    _part_preallocate, lock_rows("ledger_part", 0)))
-# params (qty, qty, sku, qty): pre-allocated -> pool (a partition gave unsold stock back)
+# params (qty, qty, sku): pre-allocated -> pool (a partition gave unsold stock back). No check on the
+# product's pre-allocated figure: it is the sum over partitions, some of which may dip below zero while
+# MQ updates overtake their pre-allocations; part_release, in the same transaction, is the check.
 register(Statement("ledger_release",
-                   "UPDATE {ledger} SET pool = pool + %s, preallocated = preallocated - %s WHERE sku = %s "
-                   "AND preallocated >= %s",
+                   "UPDATE {ledger} SET pool = pool + %s, preallocated = preallocated - %s WHERE sku = %s",
                    _ledger_release, lock_rows("ledger", 2)))
-# params (qty, part, qty)
+# params (qty, part, qty): only when the partition still holds qty pre-allocated units
 register(Statement("part_release",
                    "UPDATE {ledger_part} SET preallocated = preallocated - %s WHERE part = %s AND preallocated >= %s",
                    _part_release, lock_rows("ledger_part", 1)))
@@ -258,9 +259,18 @@ def preallocate(sku: str, part: str, qty: int) -> Generator[Any, Any, bool]:
 
 
 def release(sku: str, part: str, qty: int) -> Generator[Any, Any, bool]:
-    """Move ``qty`` unsold units from partition ``part`` back to the pool; False if it holds fewer."""
+    """Move ``qty`` unsold units from partition ``part`` back to the pool; False if it holds fewer.
+
+    The check is the partition's own pre-allocated figure, not the product's: the product's is the
+    sum over all partitions, and another partition's figure may be below zero for a while (its MQ
+    updates overtook a pre-allocation still queued behind this release), which says nothing about
+    what ``part`` holds. Every pre-allocation of ``part`` is applied before its release (the moves
+    are written in order) and only its applied sales have been deducted, so ``part`` holds at least
+    the units it gives back. The product row is locked first, as in :func:`preallocate` and
+    :func:`apply_batch`.
+    """
     txn = yield from _ok((yield DB_BEGIN), None)
-    moved = yield from _ok((yield DbExec(txn, "ledger_release", (qty, qty, sku, qty))), txn)
+    moved = yield from _ok((yield DbExec(txn, "ledger_release", (qty, qty, sku))), txn)
     if moved.affected == 1:
         moved = yield from _ok((yield DbExec(txn, "part_release", (qty, part, qty))), txn)
     if moved.affected != 1:

@@ -114,8 +114,9 @@ def test_ledger_moves_are_written_in_order_by_one_task_and_a_refusal_is_counted(
     assert step(writer, SqlResult(affected=1)) == DbExec("txn", "part_preallocate", ("sku42", "sku42", 40, 40))
     assert step(writer, SqlResult(affected=1)) == DbCommit("txn")
     assert step(writer, None) == DbBegin()  # then the release, in order
-    assert step(writer, "txn2") == DbExec("txn2", "ledger_release", (15, 15, "sku42", 15))
-    assert step(writer, SqlResult(affected=0)) == DbRollback("txn2")  # refused
+    assert step(writer, "txn2") == DbExec("txn2", "ledger_release", (15, 15, "sku42"))
+    assert step(writer, SqlResult(affected=1)) == DbExec("txn2", "part_release", (15, "sku42", 15))
+    assert step(writer, SqlResult(affected=0)) == DbRollback("txn2")  # refused by the partition
     assert isinstance(step(writer, None), Now)
     finish(writer, 1.0)
     assert p.stats.ledger_failures == 1 and not p._mover

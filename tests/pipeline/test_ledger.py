@@ -92,3 +92,24 @@ def test_release_gives_unsold_units_back_to_the_pool():
     assert run(ref, ledger.release("sku42", "sku42:p0", 370)) is True
     row, part, _, _ = figures(ref)
     assert row == LedgerRow(pool=970, preallocated=0, deducted=30) and row.actual == 970 and part == (0, 30)
+
+
+def test_release_is_checked_against_the_partition_not_against_other_partitions_in_flight():
+    """Sold-out sales 19 and 32 (experiments/soldout_sales.py, gathering on): a gathered partition's
+    release reached the DB while the anchor's MQ updates had overtaken its pre-allocation (still queued
+    behind the release); the product's pre-allocated figure, a sum over partitions, was below the
+    release although the releasing partition held it, and the DB refused it (then the anchor's
+    pre-allocation, for want of the released units in the pool)."""
+    ref = ledger_of(100)
+    run(ref, ledger.preallocate("sku42", "sku42:p0", 10))
+    run(ref, ledger.preallocate("sku42", "sku42:p1", 2))  # the anchor, pre-allocated at setup
+    run(ref, ledger.apply_batch("sku42", "sku42:p0", records(2)))  # p0 sold 2 of its 10: holds 8
+    anchor = [(f"sku42:p1:{i}", 1, 1.0 + i) for i in range(7)]
+    run(ref, ledger.apply_batch("sku42", "sku42:p1", anchor))  # 7 sold: 5 of a top-up not yet in the DB
+    assert figures(ref)[0] == LedgerRow(pool=88, preallocated=3, deducted=9)  # 8 in p0, -5 in p1
+    assert run(ref, ledger.release("sku42", "sku42:p0", 8)) is True  # p0 holds 8: the DB takes them back
+    assert run(ref, ledger.release("sku42", "sku42:p0", 1)) is False  # but not one more
+    assert run(ref, ledger.preallocate("sku42", "sku42:p1", 5)) is True  # the anchor's top-up lands
+    row, part, rows, qty = figures(ref)
+    assert row == LedgerRow(pool=91, preallocated=0, deducted=9) and row.actual == 91
+    assert part == (0, 2) and figures(ref, part="sku42:p1")[1] == (0, 7) and (rows, qty) == (9, 9)
