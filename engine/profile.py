@@ -20,6 +20,7 @@ Nothing here touches a server; the only I/O is reading the profile file.
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 import typing
@@ -136,7 +137,7 @@ def _is_value_table(value: dict[str, Any]) -> bool:
 
 # ---------------------------------------------------------------- TOML writing
 def toml_value(value: Any) -> str:
-    """One value as a TOML literal (inline tables for dicts)."""
+    """One value as a TOML literal (inline tables for dicts): profiles, sweep points and ``--set``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -148,12 +149,12 @@ def toml_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise ScenarioError(f"cannot write {value!r} into a profile")
+    raise ScenarioError(f"cannot write {value!r} as a TOML value")
 
 
 def _key(key: str) -> str:

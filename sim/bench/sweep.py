@@ -36,14 +36,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import runpy
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.profile import Profile
+from engine.profile import Profile, toml_value
 from engine.scenario import Scenario, ScenarioError, load_scenario
 from engine.strategies import STRATEGIES
 
@@ -256,25 +255,6 @@ def run_seed(sweep_seed: int, params: Params, replication: int) -> int:
 def point_scenario(base: Scenario, params: Params) -> Scenario:
     """The base scenario with a point's parameters applied (validated like ``--set``)."""
     return base.with_overrides([f"{key}={toml_value(value)}" for key, value in params])
-
-
-def toml_value(value: Any) -> str:
-    """A Python value as a TOML literal, for ``Scenario.with_overrides``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise ScenarioError(f"cannot use {value!r} as a scenario value")
 
 
 def _base_scenario(head: dict[str, Any], inline: dict[str, Any], root: Path, profile: Profile | None = None
