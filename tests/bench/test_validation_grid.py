@@ -95,6 +95,31 @@ def test_plan_grid_measures_capacity_in_the_simulator():
         plan_grid(settings=Settings(), names=["db_conditional/light/poisson/n1"])
 
 
+class SlowStart:
+    """Stands in for the real servers' runner: serves nothing in a span shorter than ``needs`` seconds."""
+
+    def __init__(self, needs: float):
+        self.needs = needs
+        self.failures: list[str] = []
+        self.spans: list[float] = []
+
+    def run(self, point, seed):
+        span = point.scenario.workload.duration
+        self.spans.append(span)
+        return {"goodput": 1_000.0 if span >= self.needs else 0.0}
+
+
+def test_a_real_capacity_run_that_served_nothing_is_measured_again_over_a_longer_span():
+    settings = Settings(replications=1, capacity_duration=0.3)
+    names = ["db_conditional/capacity/closed/n1"]
+    runner = SlowStart(needs=1.0)
+    (capacity,) = plan_grid(settings=settings, names=names, real=runner)  # type: ignore[arg-type]
+    assert len(runner.spans) == 2 and runner.spans[0] <= 0.3 and runner.spans[1] == pytest.approx(1.2)
+    assert capacity.capacity == 1_000.0
+    with pytest.raises(ValueError, match="nothing served at saturation"):
+        plan_grid(settings=settings, names=names, real=SlowStart(needs=10.0))  # type: ignore[arg-type]
+
+
 def runs_frame(point: str, saturation: str, holdout: bool, sim: dict, real: dict) -> pd.DataFrame:
     rows = []
     for mode, figures in (("sim", sim), ("real", real)):
