@@ -112,6 +112,7 @@ class WorkerLog:
     qty: np.ndarray
     node: np.ndarray
     ops: np.ndarray
+    lag: np.ndarray | None = None  # open loop: seconds each request left after its intended instant
 
 
 class OpenLoopSender:
@@ -130,6 +131,7 @@ class OpenLoopSender:
         self.outcome = np.full(n, -1, dtype=np.int8)
         self.node = np.full(n, -1, dtype=np.int16)
         self.ops = np.zeros(n, dtype=np.int32)
+        self.lag = np.zeros(n)
         self.pending = 0
         self.finished = 0
         self.all_done: asyncio.Future[None] = interpreter.loop.create_future()
@@ -141,12 +143,14 @@ class OpenLoopSender:
         start = self.interpreter.start
         ids = self.indices.tolist()
         route = InstanceRouter(self.plan)
+        lag = self.lag
         for j, t in enumerate(self.times):
             t_send = t0 + t
             if t_send > loop.time():
                 await asyncio.sleep(t_send - loop.time())
             elif j % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
+            lag[j] = loop.time() - t_send
             self.pending += 1
             start(self.deduct(Request(ids[j], self.qtys[j], t, route())), self._done, t_send + timeout, j)
         if self.pending == 0 and not self.all_done.done():
@@ -172,7 +176,7 @@ class OpenLoopSender:
 
     def log(self) -> WorkerLog:
         return WorkerLog(self.indices, np.asarray(self.times), self.t_done, self.outcome,
-                         np.asarray(self.qtys, dtype=np.int64), self.node, self.ops)
+                         np.asarray(self.qtys, dtype=np.int64), self.node, self.ops, self.lag)
 
 
 class ClosedLoopUsers:

@@ -35,10 +35,12 @@ import pandas as pd
 
 from engine.model import Inventory
 from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
+from engine.real.eventloop import run_precise
 from engine.real.interpreter import RealInterpreter
 from engine.real.links import RedisLinks
 from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
 from engine.real.servers import NamespaceInUse, Servers
+from engine.real.sql import MAX_POOL_PER_PROCESS
 from engine.real.target import RedisTarget, TargetError, Topology, discover
 from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
 from engine.scenario import Scenario
@@ -97,6 +99,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     node_busy = [after - before for before, after in zip(cpu_before, load.cpu)]
     summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters)
     summary.update(load.errors.figures())
+    summary.update(send_lag_figures(load.logs))
     # No exact global state at the instant of a refusal or a timeout on real servers: NaN, not a guess.
     summary.update(soldout_figures(requests, checked=False))
     timeline_frame = pd.DataFrame(load.timeline)
@@ -253,7 +256,9 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
         if plan.index > 0:  # own random choices per app instance (in place: samplers keep their reference)
             fresh = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, 0x5EA1]))
             strat.rng.bit_generator.state = fresh.bit_generator.state
-        out = asyncio.run(_worker(plan, strat, options, topology, dataclasses.replace(context, worker=plan.index)))
+        connections = len(topology.masters) * options.lanes + MAX_POOL_PER_PROCESS + 16
+        out = run_precise(_worker(plan, strat, options, topology, dataclasses.replace(context, worker=plan.index)),
+                          connections)
         pipe.send(("ok", out))
     except BaseException as err:  # report every failure to the coordinator, then exit
         try:
@@ -390,6 +395,20 @@ def _merge(logs: list[WorkerLog], scenario: Scenario) -> pd.DataFrame:
     order = np.argsort(index, kind="stable") if scenario.workload.kind != "closed" else \
         np.argsort(columns["t_arrival"], kind="stable")
     return requests_frame(*(columns[name][order] for name in ("t_arrival", "t_done", "outcome", "qty", "node", "ops")))
+
+
+def send_lag_figures(logs: list[WorkerLog]) -> dict[str, float]:
+    """How late the load generator released open-loop buyers (p50, p99, max; seconds): latency it added.
+
+    Latency runs from each buyer's intended instant, so a late release counts in it;
+    these figures say how much of a real latency is the load generator's own.
+    """
+    lags = [log.lag for log in logs if log.lag is not None and len(log.lag)]
+    if not lags:
+        return {}
+    lag = np.concatenate(lags)
+    p50, p99 = np.percentile(lag, [50, 99])
+    return {"send_lag_p50": float(p50), "send_lag_p99": float(p99), "send_lag_max": float(lag.max())}
 
 
 def _row(t: float, inventory: Inventory, strat: Strategy, scenario: Scenario) -> dict[str, float]:
