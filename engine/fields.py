@@ -60,6 +60,42 @@ class Dist:
 
 
 @dataclass(frozen=True)
+class Wake:
+    """How long an idle component takes to start work again, by how long it was idle (seconds).
+
+    A command or request that reaches a component idle for ``g`` seconds starts
+    ``base + per_idle * g`` later (at most ``cap``) when ``g > after``, else at
+    once. It is latency, not CPU: utilisation does not count it. On a virtual
+    machine an idle vCPU halts and its wake-up is slow; measured here, the
+    median round trip of one closed-loop buyer grows roughly linearly with
+    the idle gap (see docs/calibration.md). ``flashsim calibrate`` fits it; the
+    default (all zero) models none.
+    """
+
+    after: float = doc(0.0, "idle gap (s) up to which nothing is added")
+    base: float = doc(0.0, "delay (s) added after a longer gap")
+    per_idle: float = doc(0.0, "more delay per second of idle gap (s/s)")
+    cap: float = doc(0.0, "largest delay added (s); 0: no wake-up cost at all")
+
+    def __post_init__(self) -> None:
+        for name in ("after", "base", "per_idle", "cap"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value >= 0, f"wake.{name} must be >= 0 (got {value})")
+
+    @property
+    def costs(self) -> bool:
+        """True when some idle gap adds a delay."""
+        return self.cap > 0 and (self.base > 0 or self.per_idle > 0)
+
+    def delay(self, idle: float) -> float:
+        """The delay added for an idle gap of ``idle`` seconds."""
+        if idle <= self.after:
+            return 0.0
+        d = self.base + self.per_idle * idle
+        return d if d < self.cap else self.cap
+
+
+@dataclass(frozen=True)
 class Qty:
     """Units per request: uniform integer in [low, high]. A plain integer means fixed."""
 

@@ -112,7 +112,7 @@ def known_key(key: str) -> bool:
             continue
         if not (isinstance(cls, type) and is_dataclass(cls)):
             return False
-        if cls.__name__ in ("Dist", "Qty") and i > 0:  # a value given as a table: only as a whole
+        if cls.__name__ in ("Dist", "Qty", "Wake") and i > 0:  # a value given as a table: only as a whole
             return False
         if part not in {f.name for f in fields(cls)}:
             return False
@@ -132,7 +132,8 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any
 
 
 def _is_value_table(value: dict[str, Any]) -> bool:
-    return set(value) <= {"kind", "mean", "cv"} or set(value) <= {"low", "high"}
+    return (set(value) <= {"kind", "mean", "cv"} or set(value) <= {"low", "high"}
+            or set(value) <= {"after", "base", "per_idle", "cap"})
 
 
 # ---------------------------------------------------------------- TOML writing

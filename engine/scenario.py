@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.fields import Dist, Qty, ScenarioError, choice, doc, require
+from engine.fields import Dist, Qty, ScenarioError, Wake, choice, doc, require
 from engine.lockdb.config import DbConfig
 from engine.pipeline.config import PipelineConfig
 from engine.sharded.config import ShardedConfig
@@ -97,16 +97,31 @@ class AppConfig:
                             "app CPU of a request answered without any server op (local sold-out), on top of "
                             "cpu_request", factory=True)
     routing: str = doc("round_robin", "how requests are spread over the instances: round_robin | random")
+    cpu_record: float = doc(0.0, "app CPU (s) per detail record the async pipeline moves (collect, publish, "
+                                 "consume, apply, mark): half charged when its batch is published, half when it is "
+                                 "delivered to a consumer; background work runs on instance 0, spawned work on "
+                                 "its spawner's instance")
+    cpu_arg: float = doc(0.0, "app CPU (s) per key and argument of a Redis op (the client packs and encodes each), "
+                              "on top of cpu_op")
+    cpu_wakeup: float = doc(0.0, "app CPU (s) of one event-loop turn (poll, callbacks, socket write), paid by a "
+                                 "segment that finds its worker idle; segments queued behind a busy worker share "
+                                 "the running turn: what makes a busy app cheaper per request")
+    wake: Wake = doc(Wake, "idle wake-up of an instance's worker: the delay added to a segment that starts on a "
+                           "worker idle for longer than wake.after (see docs/app-tier.md)", factory=True)
 
     def __post_init__(self) -> None:
         require(1 <= self.instances <= 1024, f"app.instances must be in 1..1024 (got {self.instances})")
         require(1 <= self.workers <= 4096, f"app.workers must be in 1..4096 (got {self.workers})")
+        for name in ("cpu_record", "cpu_wakeup", "cpu_arg"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value >= 0, f"app.{name} must be >= 0 (got {value})")
         choice("app.routing", self.routing, self.ROUTING)
 
     @property
     def costs_cpu(self) -> bool:
         """True when some request step costs app CPU (else the tier never queues)."""
-        return any(d.mean > 0 for d in (self.cpu_request, self.cpu_op, self.cpu_refusal))
+        return (any(d.mean > 0 for d in (self.cpu_request, self.cpu_op, self.cpu_refusal))
+                or self.cpu_record > 0 or self.cpu_wakeup > 0 or self.cpu_arg > 0 or self.wake.costs)
 
 
 def _default_service() -> dict[str, Dist]:
@@ -145,6 +160,8 @@ class RedisConfig:
         "(detail_collect, detail_applied, detail_stale, detail_summary)",
         factory=True,
     )
+    wake: Wake = doc(Wake, "idle wake-up of a node: the delay before it starts a command that reaches it idle "
+                           "for longer than wake.after", factory=True)
 
     def __post_init__(self) -> None:
         require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
@@ -323,7 +340,7 @@ def reference_rows(cls: Any = Scenario, prefix: str = "") -> list[tuple[str, str
     for f in fields(cls):
         key = f"{prefix}{f.name}"
         value = getattr(instance, f.name)
-        if is_dataclass(value) and f.type not in ("Dist", "Qty") and not isinstance(value, (Dist, Qty)):
+        if is_dataclass(value) and f.type not in ("Dist", "Qty", "Wake") and not isinstance(value, (Dist, Qty, Wake)):
             rows.extend(reference_rows(type(value), key + "."))
             continue
         rows.append((key, _show(value), f.metadata.get("doc", "")))
@@ -338,6 +355,10 @@ def _show(value: Any) -> str:
         return f"{value.kind}(mean={value.mean:g}{extra})"
     if isinstance(value, Qty):
         return str(value.low) if value.low == value.high else f"{{low={value.low}, high={value.high}}}"
+    if isinstance(value, Wake):
+        if not value.costs:
+            return "none"
+        return f"{{after={value.after:g}, base={value.base:g}, per_idle={value.per_idle:g}, cap={value.cap:g}}}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
     if isinstance(value, bool):

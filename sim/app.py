@@ -37,28 +37,40 @@ from heapq import heapreplace
 import numpy as np
 
 from engine.distributions import sampler
+from engine.fields import Wake
 from engine.scenario import AppConfig, Dist
 
 
 class Instance:
     """One app instance's CPU: ``workers`` cores serving segments in arrival order."""
 
-    __slots__ = ("index", "free", "busy", "segments", "wait_total", "wait_max")
+    __slots__ = ("index", "free", "busy", "segments", "wait_total", "wait_max", "wake", "cpu_wakeup", "plain",
+                 "charged")
 
-    def __init__(self, index: int, workers: int):
+    def __init__(self, index: int, workers: int, wake: Wake | None = None, cpu_wakeup: float = 0.0):
         self.index = index
+        self.wake = wake if wake is not None and wake.costs else None  # idle wake-up (None: instant)
+        self.cpu_wakeup = cpu_wakeup  # CPU of an event-loop turn, paid by a segment that wakes an idle worker
+        self.plain = self.wake is None and cpu_wakeup == 0.0  # waking costs nothing: the interpreter's fast path
+        self.charged = 0.0  # the CPU the last segment really cost (its cost, plus a wake-up turn)
         self.free = [0.0] * workers  # a heap of the times each worker comes free
         self.busy = 0.0  # CPU time handed out
         self.segments = 0
         self.wait_total = 0.0
         self.wait_max = 0.0
 
-    def run(self, t: float, cost: float) -> float:
+    def run(self, t: float, cost: float, io: bool = True) -> float:
         """Queue a segment of ``cost`` seconds submitted at ``t``; return when it starts (it ends ``cost`` later).
 
         Segments must be submitted in non-decreasing ``t`` (the interpreter submits at
         the current simulated time). A zero-cost segment still waits for a free worker:
-        the continuation it stands for runs on the instance's CPU.
+        the continuation it stands for runs on the instance's CPU. A segment that finds
+        its worker idle (free before ``t``) wakes it: the wake-up delay (``app.wake``)
+        comes first, and if the segment does I/O (``io``: it issues a server op or
+        handles a reply) one event-loop turn of CPU (``app.cpu_wakeup``: the socket
+        calls and a lone command's packing and parsing) is added; a segment that queues
+        behind a busy worker shares the running turn and pays neither. The segment
+        ends :attr:`charged` seconds after it starts.
         """
         free = self.free
         start = free[0]
@@ -69,7 +81,13 @@ class Instance:
             if wait > self.wait_max:
                 self.wait_max = wait
         else:
+            if start < t:  # idle: a new turn of the event loop
+                if self.wake is not None:
+                    t += self.wake.delay(t - start)
+                if io:
+                    cost += self.cpu_wakeup
             start = t
+        self.charged = cost
         if cost > 0.0:
             heapreplace(free, start + cost)
             self.busy += cost
@@ -87,7 +105,8 @@ class AppTier:
 
     def __init__(self, config: AppConfig, rng: np.random.Generator):
         self.config = config
-        self.instances = [Instance(k, config.workers) for k in range(config.instances)]
+        self.instances = [Instance(k, config.workers, config.wake, config.cpu_wakeup)
+                          for k in range(config.instances)]
         self.cpu_request: Callable[[], float] = sampler(config.cpu_request, rng)
         self.cpu_op: Callable[[], float] = sampler(config.cpu_op, rng)
         self.cpu_refusal: Callable[[], float] = sampler(config.cpu_refusal, rng)

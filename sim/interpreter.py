@@ -35,6 +35,7 @@ import simpy
 
 from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep, Spawn
+from engine.pipeline.ops import Publish
 from engine.tasks import StrategyErrors, TaskFailed, TaskKind
 from sim.app import AppTier, ClientHop, Instance
 from sim.kernel import Call, schedule_call
@@ -85,11 +86,19 @@ class Interpreter:
         self.client_hop = client_hop  # app -> buyer delay of a response (None: none)
         self._cpu_request = app.cpu_request if app is not None else None
         self._cpu_op = app.cpu_op if app is not None else None
+        self._cpu_arg = app.config.cpu_arg if app is not None else 0.0  # per key and argument of an Eval
         self._respond_late = app is not None or client_hop is not None  # a request's answer is not instant
+        # Background tasks (the pipeline's triggers and consumers) run on instance 0, as on worker 0
+        # in real mode; a spawned task on its spawner's instance. Half of app.cpu_record per record
+        # is charged when a batch is published, half when it is delivered to a consumer.
+        self._background_cpu = app.instances[0] if app is not None else None
+        self.record_cost = app.config.cpu_record / 2 if app is not None else 0.0
 
     def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
-              kind: TaskKind = TaskKind.REQUEST) -> Task:
-        task = Task(gen, done, deadline, tag, kind)
+              kind: TaskKind = TaskKind.REQUEST, cpu: Instance | None = None) -> Task:
+        if kind is TaskKind.BACKGROUND and cpu is None:
+            cpu = self._background_cpu
+        task = Task(gen, done, deadline, tag, kind, 0 if cpu is None else cpu.index, cpu)
         self.resume(task, None)
         return task
 
@@ -127,18 +136,23 @@ class Interpreter:
                     self.cluster.submit(op, task)
                     return
                 cost = task.charge + self._cpu_op()  # type: ignore[misc]
+                if self._cpu_arg:
+                    cost += self._cpu_arg * (len(op.keys) + len(op.args))
                 task.charge = 0.0
                 now = env.now
                 free = cpu.free
-                if free[0] <= now:  # a worker is idle: Instance.run inlined (the hot path)
+                if free[0] <= now and cpu.plain:  # a worker is idle: Instance.run inlined (the hot path)
                     cpu.segments += 1
                     if cost > 0.0:
                         heapreplace(free, now + cost)
                         cpu.busy += cost
                     self.cluster.submit(op, task, cost)  # sent ``cost`` from now: folded into the hop
                     return
-                start = cpu.run(now, cost)  # it waits for a worker: send it from its segment's end
-                schedule_call(env, start + cost - now, self._submit, (op, task))
+                start = cpu.run(now, cost)  # it waits for a worker (or for one to wake): send it at the segment's end
+                if start == now:
+                    self.cluster.submit(op, task, cpu.charged)
+                else:
+                    schedule_call(env, start + cpu.charged - now, self._submit, (op, task))
                 return
             if kind is Now:
                 value = env.now
@@ -150,7 +164,7 @@ class Interpreter:
                 self.wake_after(delay, task, None)
                 return
             if kind is Spawn:  # local: no round trip, so not counted in ops; its CPU goes on the next segment
-                self.spawn(op.gen)
+                self.spawn(op.gen, task.cpu)
                 self.wake_after(0.0, task, None)
                 return
             handler = self.handlers.get(kind)
@@ -158,7 +172,10 @@ class Interpreter:
                 raise TypeError(f"the simulator has no handler for op {op!r}")
             task.ops += 1
             if task.cpu is not None:
-                delay = self._segment(task, self._cpu_op()) - env.now  # type: ignore[misc]
+                cost = self._cpu_op()  # type: ignore[misc]
+                if self.record_cost and kind is Publish:  # the producer's half of the per-record CPU
+                    cost += self.record_cost * op.records
+                delay = self._segment(task, cost) - env.now
                 if delay > 0.0:
                     schedule_call(env, delay, self._handle, (task, op))
                     return
@@ -169,7 +186,8 @@ class Interpreter:
         """Run the task's CPU owed plus ``cost`` on its instance from now; return when it ends."""
         cost += task.charge
         task.charge = 0.0
-        return task.cpu.run(self.env.now, cost) + cost  # type: ignore[union-attr]
+        cpu = task.cpu
+        return cpu.run(self.env.now, cost) + cpu.charged  # type: ignore[union-attr]
 
     def _submit(self, event: Call) -> None:
         op, task = event.value
@@ -182,9 +200,9 @@ class Interpreter:
         cpu = task.cpu
         if cpu is not None:
             cost = task.charge + (self.app.cpu_refusal() if task.ops == 0 else 0.0)  # type: ignore[union-attr]
-            if cost > 0.0 or cpu.free[0] > now:
+            if cost > 0.0 or cpu.free[0] > now or not cpu.plain:
                 task.charge = 0.0
-                end = cpu.run(now, cost) + cost
+                end = cpu.run(now, cost, task.ops > 0) + cpu.charged  # a local refusal does no I/O
             else:  # nothing to pay and a worker idle: the common case, kept cheap
                 cpu.segments += 1
         hop = self.client_hop
@@ -199,10 +217,11 @@ class Interpreter:
         task, op = event.value
         self.handlers[op.__class__](task, op)
 
-    def spawn(self, gen: Any) -> Task:
-        """Start ``gen`` as a task of kind SPAWN; :attr:`on_quiet` fires when the last one ends."""
+    def spawn(self, gen: Any, cpu: Instance | None = None) -> Task:
+        """Start ``gen`` as a task of kind SPAWN (on ``cpu``, its spawner's instance); :attr:`on_quiet`
+        fires when the last one ends."""
         self.spawned += 1
-        return self.start(gen, self._spawn_done, math.inf, None, TaskKind.SPAWN)
+        return self.start(gen, self._spawn_done, math.inf, None, TaskKind.SPAWN, cpu)
 
     def _spawn_done(self, _task: Task, _value: Any) -> None:
         self.spawned -= 1

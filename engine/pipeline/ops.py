@@ -35,6 +35,11 @@ class Publish:
     topic: str
     payload: dict[str, Any] = field(hash=False)
 
+    @property
+    def records(self) -> int:
+        """Detail records the message carries (the app's per-record CPU is charged for them)."""
+        return len(self.payload.get("records", ()))
+
 
 @dataclass(frozen=True, slots=True)
 class Consume:
@@ -56,3 +61,8 @@ class Message:
     msg_id: str
     payload: dict[str, Any] = field(hash=False)
     deliveries: int = 1
+
+    @property
+    def records(self) -> int:
+        """Detail records the message carries."""
+        return len(self.payload.get("records", ()))

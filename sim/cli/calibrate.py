@@ -43,7 +43,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="local", help="profile name (default local)")
     parser.add_argument("--out", type=Path, help="where to write the profile (default results/profiles/NAME.toml)")
     parser.add_argument("--quick", action="store_true", help="small, fast measurements (tests, a first look)")
-    parser.add_argument("--workers", type=int, default=2, help="real-driver processes of the CPU runs (default 2)")
+    parser.add_argument("--workers", type=int, default=1, help="real-driver processes of the CPU runs: the app fleet the profile describes (default 1)")
 
 
 def _out_path(args: argparse.Namespace) -> Path:

@@ -40,6 +40,9 @@ def add_real_arguments(parser: argparse.ArgumentParser) -> None:
                        help="environment variable holding the Redis password (default FLASHSIM_REDIS_PASSWORD)")
     group.add_argument("--workers", type=int, default=1, help="load-generator processes (default 1)")
     group.add_argument("--lanes", type=int, default=4, help="connections per master per worker (default 4)")
+    group.add_argument("--sample-interval", type=float, metavar="S",
+                       help="seconds between inventory samples read from the servers for the timeline (default: "
+                       "report.timeline_interval, at least 0.1: sampling loads the servers)")
     group.add_argument("--namespace", help="key namespace of the run (default: a fresh fsreal-<hex>)")
     group.add_argument("--keep", action="store_true", help="leave the run's keys in place afterwards")
 
@@ -52,6 +55,8 @@ def real_options(args: argparse.Namespace) -> RealOptions:
         raise CliError(f"--workers must be >= 1 (got {args.workers})")
     if args.lanes < 1:
         raise CliError(f"--lanes must be >= 1 (got {args.lanes})")
+    if args.sample_interval is not None and not args.sample_interval > 0:
+        raise CliError(f"--sample-interval must be > 0 (got {args.sample_interval})")
     password = os.environ.get(args.redis_password_env) or None
     url = args.redis_url
     if url == "local":
@@ -61,7 +66,7 @@ def real_options(args: argparse.Namespace) -> RealOptions:
             raise CliError(f"{err}; start one with: flashsim cluster up") from None
     target = RedisTarget.from_options(url, password)
     return RealOptions(target=target, namespace=args.namespace, workers=args.workers, lanes=args.lanes,
-                       keep=args.keep, db_url=args.db_url)
+                       keep=args.keep, db_url=args.db_url, sample_interval=args.sample_interval)
 
 
 def run_for_real(args: argparse.Namespace, scenario: Scenario, strategy: str, progress: Any) -> Result:

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: start a local one per node count)")
     parser.add_argument("--db-url", help="MariaDB/MySQL for the DB strategies and the pipeline "
                         "(default $FLASHSIM_DB_URL or mysql://root@127.0.0.1:3306)")
-    parser.add_argument("--workers", type=int, default=1, help="real load-generator processes per run (default 1)")
+    parser.add_argument("--workers", type=int, help="real load-generator processes per run, and the simulated app "
+                        "fleet to match (app.instances=N, app.workers=1); default: the profile's fleet, "
+                        "instances x workers (1 without a profile)")
     parser.add_argument("--out", type=Path, help="results folder (default results/validation/<run-id>)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -59,7 +61,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(f"--replications must be >= 1 (got {args.replications})")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ScenarioError(f"--workers must be >= 1 (got {args.workers})")
     settings = QUICK if args.quick else FULL
     settings = dataclasses.replace(settings, seed=args.seed, capacity=args.capacity,
@@ -68,7 +70,10 @@ def handle(args: argparse.Namespace) -> int:
     # keep asyncmy from logging each one as a warning on stderr.
     logging.getLogger("asyncmy").setLevel(logging.ERROR)
     real = RealSetup(redis_urls=_targets(args.redis_url), db_url=args.db_url, workers=args.workers)
-    validation = run_validation(profile_transform(args.profile), quick=args.quick, settings=settings,
+    transform = profile_transform(args.profile)
+    if args.workers is not None:  # the simulated fleet is the real one
+        transform = _with_fleet(transform, args.workers)
+    validation = run_validation(transform, quick=args.quick, settings=settings,
                                 patterns=args.points, real=real, out=args.out, quiet=args.quiet,
                                 profile=args.profile)
     print(report.console(validation.errors))
@@ -81,6 +86,14 @@ def handle(args: argparse.Namespace) -> int:
     if validation.violations:
         return EXIT_INVARIANT
     return EXIT_FAILED if validation.failures else 0
+
+
+def _with_fleet(transform: Callable[[Scenario], Scenario] | None, workers: int) -> Callable[[Scenario], Scenario]:
+    """``transform``, then an app fleet of ``workers`` one-core instances (one per real worker process)."""
+    def apply(scenario: Scenario) -> Scenario:
+        scenario = transform(scenario) if transform is not None else scenario
+        return scenario.with_overrides([f"app.instances={workers}", "app.workers=1"])
+    return apply
 
 
 def profile_transform(name: str | None) -> Callable[[Scenario], Scenario] | None:

@@ -127,7 +127,10 @@ class SimMq:
         msg.deliveries += 1
         self.delivered += 1
         schedule_call(self.env, self.config.ack_timeout, self._ack_due, (topic, msg))
-        self.interpreter.wake_after(0.0, task, Message(msg.msg_id, msg.payload, msg.deliveries))
+        message = Message(msg.msg_id, msg.payload, msg.deliveries)
+        if task.cpu is not None:  # the consumer's half of the per-record CPU, paid in its next segment
+            task.charge += self.interpreter.record_cost * message.records
+        self.interpreter.wake_after(0.0, task, message)
 
     def _ack_due(self, event: Call) -> None:
         topic, msg = event.value

@@ -82,6 +82,7 @@ class RedisNode:
         self._per_item = {name: (cost, ITEMS[name]) for name, cost in config.per_item.items() if cost > 0}
         self._twins = {name: script.twin for name, script in scripts.REGISTRY.items()}
         self.pending: deque[tuple[float, Eval, Task]] = deque()  # queued, not yet started
+        self._wake = config.wake if config.wake.costs else None  # idle wake-up (None: instant)
 
     def execute(self, t: float, op: Eval, task: Task) -> float:
         """Queue ``op`` arriving at time ``t``; return when its service ends.
@@ -89,7 +90,10 @@ class RedisNode:
         Its reply is set on ``task`` by :meth:`advance` once service has started.
         """
         free_at = self.free_at
-        start = t if t > free_at else free_at
+        if t > free_at:  # idle: it starts at once, or once awake
+            start = t if self._wake is None else t + self._wake.delay(t - free_at)
+        else:
+            start = free_at
         service = self._service.get(op.script, self._default)() + (
             self._fixed_constant if self._fixed is None else self._fixed())
         if self._per_item:
@@ -100,10 +104,11 @@ class RedisNode:
         self.free_at = finish
         self.busy += service
         self.ops += 1
-        wait = start - t
-        self.wait_total += wait
-        if wait > self.wait_max:
-            self.wait_max = wait
+        if free_at > t:  # queueing (a wake-up is not)
+            wait = free_at - t
+            self.wait_total += wait
+            if wait > self.wait_max:
+                self.wait_max = wait
         self.pending.append((start, op, task))
         return finish
 

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from engine.fields import ScenarioError
+from engine.scenario import Scenario
 from sim.output import meta, write_json
 from sim.progress import RunProgress as Progress
 from sim.validate import report
@@ -63,8 +64,15 @@ class RealSetup:
 
     redis_urls: dict[int, str] = field(default_factory=dict)  # Redis masters -> entry point
     db_url: str | None = None  # default: FLASHSIM_DB_URL or mysql://root@127.0.0.1:3306
-    workers: int = 1
+    workers: int | None = None  # load-generator processes; None: the scenario's fleet (real_workers)
     lanes: int = 4
+
+
+def real_workers(scenario: Scenario) -> int:
+    """The real driver's processes for ``scenario``: one per simulated app CPU (instances x workers),
+    when the app tier costs anything; else one (an app tier that costs nothing has no size to match)."""
+    app = scenario.app
+    return app.instances * app.workers if app.costs_cpu else 1
 
 
 @dataclass
@@ -195,7 +203,8 @@ def run_validation(transform: ScenarioTransform | None = None, *, quick: bool = 
               "capacity measured": "on the real servers" if settings.capacity == "real" else "in the simulator",
               "points": f"{len(points)} ({sum(p.holdout for p in points)} hold-out)",
               "seeds": ", ".join(map(str, settings.seeds)), "quick": quick,
-              "real": f"{real.workers} load-generator worker(s); Redis: "
+              "real": f"{real.workers or real_workers(points[0].scenario) if points else real.workers} "
+                      f"load-generator worker(s); Redis: "
                       + ", ".join(f"{n} master(s) {'given' if n in real.redis_urls else 'started for the run'}"
                                   for n in sorted({p.nodes for p in points})),
               "wall time": f"{wall:.0f} s"}
@@ -270,7 +279,8 @@ class RealRunner:
     def run(self, point: Point, seed: int) -> dict[str, Any]:
         from engine.real import RealOptions, TargetError, run_real
 
-        options = RealOptions(target=self.target(point.nodes), workers=self.setup.workers, lanes=self.setup.lanes,
+        workers = self.setup.workers or real_workers(point.scenario)
+        options = RealOptions(target=self.target(point.nodes), workers=workers, lanes=self.setup.lanes,
                               db_url=self.setup.db_url)
         try:
             return {**run_figures(run_real(point.scenario, seed, point.strategy, options)), "failed": None}

@@ -78,7 +78,9 @@ def test_raw_measurements_back_the_values(quick_profile):
     assert data["measured"].get("db.commit_path") in ("binlog_sync", "group_commit") or \
         data["scenario"].get("db.commit_path") in ("binlog_sync", "group_commit")
     driver = raw["driver"]
-    assert driver["cpu_op"] > 0 and driver["runs"]["selling"][1]["ok"] == driver["runs"]["selling"][1]["buyers"]
+    assert driver["cpu_op"] > 0 and driver["runs"]["busy"][1]["ok"] == driver["runs"]["busy"][1]["requests"] > 0
+    assert driver["single"] > driver["busy"] > 0 and driver["cpu_record"] is not None
+    assert set(raw["wake"]["fit"]) == {"after", "base", "per_idle", "cap"}
 
 
 def test_the_profile_drives_a_simulation(quick_profile, capsys):

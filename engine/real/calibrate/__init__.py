@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from engine.ops import Eval
 from engine.profile import known_key
 from engine.real import sql as real_sql
-from engine.real.calibrate import db_costs, driver_cpu, redis_costs
+from engine.real.calibrate import db_costs, driver_cpu, redis_costs, wake
 from engine.real.calibrate.redis_costs import Node
 from engine.real.drivers import Context
 from engine.real.target import RedisTarget, TargetError, discover
@@ -57,20 +57,22 @@ class Plan:
     record_sizes: tuple[int, ...]
     record_repeats: int
     driver_buyers: int
-    driver_rate: float
+    driver_seconds: float  # the shorter of each pair of closed-loop driver runs
     db_count: int
     concurrency: tuple[int, ...]
     db_seconds: float
     slap_at: tuple[int, ...]
     slap_queries: int
+    wake_duration: float  # seconds of one closed-loop buyer per think time (engine.real.calibrate.wake)
+    wake_rounds: int
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(300, 200, 20_000, (1, 16), 10_000, (1, 20, 100, 200), 2, 3_000, 10_000.0,
-                       40, (1, 8, 32), 0.5, (8,), 800)
-        return cls(5_000, 2_000, 200_000, (1, 4, 16, 64), 100_000, (1, 2, 5, 10, 20, 50, 100, 200, 500), 5, 20_000, 10_000.0,
-                   400, (1, 8, 32, 128), 3.0, (1, 8, 32, 128), 5_000)
+            return cls(300, 200, 20_000, (1, 16), 10_000, (1, 20, 100, 200), 2, 3_000, 0.2,
+                       40, (1, 8, 32), 0.5, (8,), 800, 0.3, 1)
+        return cls(5_000, 2_000, 200_000, (1, 4, 16, 64), 100_000, (1, 2, 5, 10, 20, 50, 100, 200, 500), 5, 20_000, 0.5,
+                   400, (1, 8, 32, 128), 3.0, (1, 8, 32, 128), 5_000, 1.0, 3)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Options:
     name: str = "calibrated"
     quick: bool = False
     db_url: str | None = None  # None: no database measurements
-    workers: int = 2  # real-driver processes of the CPU runs
+    workers: int = 1  # real-driver processes of the CPU runs (the fleet the profile describes)
     command: str = ""  # the command line, recorded in the profile
     owned: bool = False  # flashsim started the Redis server for this calibration
     extra: dict[str, Any] = field(default_factory=dict)
@@ -114,9 +116,13 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
     log("redis: cross-check (redis-benchmark EVALSHA deduct, depths 1 and 16)")
     raw["redis"]["check"] = redis_costs.deduct_check(node, namespace, plan.check_requests, deduct,
                                                      fixed["command"], fixed["batch"])
-    log(f"driver: CPU per request, op and refusal ({plan.driver_buyers:,} and {2 * plan.driver_buyers:,} buyers)")
+    log(f"driver: CPU busy, single, refusing{', recording' if options.db_url else ''} "
+        f"({plan.driver_seconds:g} s and {2 * plan.driver_seconds:g} s each), per op ({plan.driver_buyers:,} tasks)")
     raw["driver"] = driver_cpu.measure(options.target, node, namespace, plan.driver_buyers, options.workers,
-                                       plan.driver_rate)
+                                       plan.driver_seconds, options.db_url)
+    log(f"driver: idle wake-up (one closed-loop buyer, think {', '.join(f'{g * 1e3:g}' for g in wake.THINKS)} ms)")
+    raw["wake"] = wake.measure(options.target, namespace, plan.wake_duration, plan.wake_rounds,
+                               raw["driver"]["cpu_wakeup"])
     versions = {"python": platform.python_version(), "flashsim": _flashsim_version(),
                 "redis": raw["redis"]["server"].get("redis_version", "?")}
     if server is not None:
@@ -164,9 +170,18 @@ def derive(raw: dict[str, Any]) -> dict[str, Any]:
         driver = raw["driver"]
         for name in ("cpu_request", "cpu_op", "cpu_refusal"):
             out[f"app.{name}"] = driver[name]
+        for name in ("cpu_wakeup", "cpu_arg"):
+            if name in driver:
+                out[f"app.{name}"] = driver[name]
         out["app.instances"] = driver["workers"]  # the real driver: one app instance per worker process
         out["app.workers"] = 1  # one event loop per worker process
         out["network.client"] = 0.0  # the load generator runs inside the app process
+        if driver.get("cpu_record") is not None:
+            out["app.cpu_record"] = driver["cpu_record"]
+    if "wake" in raw:
+        fitted = raw["wake"]["fit"]
+        out["app.wake"] = dict(fitted)  # split evenly: both the worker and the node slept (see calibrate.wake)
+        out["redis.wake"] = dict(fitted)
     if "db" in raw:
         steps = raw["db"]["steps"]
         ping = steps["ping"]

@@ -1,23 +1,42 @@
-"""The real driver's own CPU: per request, per Redis op, per local refusal.
+"""The real driver's own CPU: per request, per Redis op, per local refusal, per pipeline record,
+and per event-loop turn.
 
 CPU is process time (user + system) of this process and of the worker
 processes it forked and reaped (``os.times``), over small real runs of
 ``single_redis`` against the calibration node. Each figure is a difference
-between two runs that differ only in size, so start-up, connection set-up and
-clean-up cancel:
+between two runs that differ only in length, so start-up, connection set-up and
+clean-up cancel.
 
-Buyers arrive at one fixed rate in every run (the window grows with their number).
+The driver's CPU per request depends on how busy it is: measured here
+(2026-12-02, one worker, single_redis) it was 180-230 us per request at 1,000-3,000
+buyers/s, 96 us at 10,000/s and 48 us at 20,000/s. A busy event loop handles
+many requests per turn (one poll, one write per lane for a whole pipeline); an
+idle one wakes up for each. So the CPU is measured in the two regimes:
 
-- request + op: ``single_redis`` with plenty of stock and no sold-out flag (one
-  EVALSHA per request), ``n`` and ``2n`` buyers;
-- request + refusal: no stock and the sold-out flag on (after the first sold-out
-  answer every request is refused without an op), ``n`` and ``2n`` buyers;
-- op alone: the driver's interpreter and lanes running ``n`` tasks of one and
+- **busy**: closed loop, ``BUSY_USERS`` users, no think time, plenty of stock:
+  the per-request CPU of a saturated driver, ``cpu_request + cpu_op``;
+- **single**: one closed-loop user, no think time: the loop sleeps while the
+  request is at Redis and wakes for its reply, one turn per request that no
+  other request shares, so ``single - busy`` is the CPU of a turn
+  (``app.cpu_wakeup``). Measured here: 210 us per request single against 66 us
+  busy (the driver's per-turn costs, the poll and the socket calls, and redis-py
+  packing and parsing one command at a time);
+- **refusing**: the busy run with no stock and the sold-out flag on (after the
+  first sold-out answer every request is refused without an op);
+- **recording**: the busy run with the async pipeline on (needs the database):
+  the difference per request is the CPU the pipeline spends per record (collect,
+  publish, consume, apply, mark: ``app.cpu_record``);
+- **per argument**: packing ``EVALSHA`` commands of 3 and of 13 keys and
+  arguments with the driver's connection (``pack_commands``, in this process):
+  ``app.cpu_arg`` is the difference per item; ``cpu_op`` is then what a
+  ``deduct`` op (3 items) costs beyond its items, and the recording figure
+  leaves out the detail-writing op's extra items;
+- **op alone**: the driver's interpreter and lanes running ``n`` tasks of one and
   of three EVALSHAs each (all started at once), in this process; three rounds,
-  alternated, medians.
+  alternated, medians: ``cpu_op``.
 
-The bigger of each pair of runs also gives the mean pipeline depth the driver
-reached (EVALSHA calls per read, from the server's counters).
+The longer busy run also gives the mean pipeline depth the driver reached
+(EVALSHA calls per read, from the server's counters).
 """
 
 from __future__ import annotations
@@ -58,26 +77,6 @@ class DriverRun:
     reads: float
 
 
-def _run(target: RedisTarget, node: Node, scenario: Scenario, buyers: int, rate: float, workers: int,
-         namespace: str) -> DriverRun:
-    scenario = scenario.with_overrides([f"workload.buyers={buyers}", f"workload.window={buyers / rate}"])
-    client = node.client()
-    try:
-        before = counters(client)
-        cpu = _cpu()
-        result = run_real(scenario, 0, "single_redis", RealOptions(target, namespace=namespace, workers=workers))
-        cpu = _cpu() - cpu
-        after = counters(client)
-    finally:
-        client.close()
-    if not result.ok:
-        raise TargetError(f"calibration run broke an invariant: {result.violations[0]}")
-    requests = result.requests
-    return DriverRun(buyers, cpu, len(requests), int(requests["ops"].sum()),
-                     int((requests["outcome"] == "ok").sum()), int((requests["ops"] == 0).sum()),
-                     after["evalsha_calls"] - before["evalsha_calls"], after["reads"] - before["reads"])
-
-
 async def _op_tasks(target: RedisTarget, namespace: str, tasks: int, ops_each: int, lanes: int) -> float:
     """Process CPU of ``tasks`` concurrent tasks of ``ops_each`` deducts through the driver's lanes."""
     topology = await discover(target)
@@ -113,35 +112,116 @@ async def _op_tasks(target: RedisTarget, namespace: str, tasks: int, ops_each: i
         await links.close()
 
 
+BUSY_USERS = 64
+
+
+def _closed(target: RedisTarget, node: Node, scenario: Scenario, seconds: float, workers: int, namespace: str,
+            db_url: str | None) -> DriverRun:
+    scenario = scenario.with_overrides([f"workload.duration={seconds!r}"])
+    client = node.client()
+    try:
+        before = counters(client)
+        cpu = _cpu()
+        result = run_real(scenario, 0, "single_redis", RealOptions(target, namespace=namespace, workers=workers,
+                                                                   db_url=db_url, sample_interval=3600.0))
+        cpu = _cpu() - cpu
+        after = counters(client)
+    finally:
+        client.close()
+    if not result.ok:
+        raise TargetError(f"calibration run broke an invariant: {result.violations[0]}")
+    requests = result.requests
+    return DriverRun(len(requests), cpu, len(requests), int(requests["ops"].sum()),
+                     int((requests["outcome"] == "ok").sum()), int((requests["ops"] == 0).sum()),
+                     after["evalsha_calls"] - before["evalsha_calls"], after["reads"] - before["reads"])
+
+
+PACKS = 20_000
+
+
+def _pack_cpu(items: int) -> float:
+    """Process CPU of packing PACKS EVALSHA commands of ``items`` keys and arguments (no server involved)."""
+    from redis.asyncio.connection import Connection
+
+    conn = Connection()
+    sha = "0" * 40
+    command = ("EVALSHA", sha, items // 2, *(f"{{ns}}:key{i}" for i in range(items // 2)),
+               *range(items - items // 2))
+    start = time.process_time()
+    for _ in range(PACKS // 100):
+        conn.pack_commands([command] * 100)
+    return time.process_time() - start
+
+
+def op_items(scenario: Scenario) -> int:
+    """Keys and arguments of the first Redis op of a ``single_redis`` buyer under ``scenario``."""
+    import numpy as np
+
+    from engine.model import Request
+    from engine.strategies import strategy_class
+
+    strat = strategy_class("single_redis")(scenario, np.random.default_rng(0), namespace="items")
+    gen = strat.deduct(Request(0, 1, 0.0, 0))
+    op = next(gen)
+    while not isinstance(op, Eval):
+        op = gen.send(0.0)
+    gen.close()
+    return len(op.keys) + len(op.args)
+
+
 def measure(target: RedisTarget, node: Node, namespace: str, buyers: int, workers: int,
-            rate: float) -> dict[str, Any]:
-    """CPU per request, per op and per refusal of the real driver at ``rate`` buyers per second."""
+            seconds: float, db_url: str | None = None) -> dict[str, Any]:
+    """The driver's CPU figures (see the module docstring) from runs of ``seconds`` and ``2 * seconds``;
+    the pipeline's per-record CPU only when a database is given (``db_url``)."""
     base = Scenario().with_overrides([
-        "workload.timeout=inf", "pipeline.enabled=false", "report.timeline_interval=3600", "redis.nodes=1",
+        "workload.kind=closed", "workload.timeout=inf", "pipeline.enabled=false", "redis.nodes=1",
+        f"workload.users={BUSY_USERS}", "workload.think={kind='deterministic', mean=0.0}",
     ])
-    selling = base.with_overrides([f"sale.stock={10 * buyers}", "sale.soldout_flag=false"])
-    refusing = base.with_overrides(["sale.stock=0", "sale.soldout_flag=true"])
+    busy = base.with_overrides(["sale.stock=1000000000", "sale.soldout_flag=false"])
+    kinds = [
+        ("busy", busy),
+        ("single", busy.with_overrides(["workload.users=1"])),
+        ("refusing", base.with_overrides(["sale.stock=0", "sale.soldout_flag=true"])),
+    ]
+    if db_url:
+        kinds.append(("recording", busy.with_overrides(["pipeline.enabled=true"])))
     runs = {}
-    for label, scenario in (("selling", selling), ("refusing", refusing)):
-        runs[label] = [_run(target, node, scenario, n, rate, workers, f"{namespace}-{label}{i}")
-                       for i, n in enumerate((buyers, 2 * buyers))]
+    for label, scenario in kinds:
+        runs[label] = [_closed(target, node, scenario, d, workers, f"{namespace}-{label}{i}", db_url)
+                       for i, d in enumerate((seconds, 2 * seconds))]
     ones, threes = [], []
     for round_ in range(ROUNDS):  # alternated, medians: one slow round does not decide
         ones.append(asyncio.run(_op_tasks(target, f"{namespace}-ops1r{round_}", buyers, 1, 4)))
         threes.append(asyncio.run(_op_tasks(target, f"{namespace}-ops3r{round_}", buyers, 3, 4)))
     one, three = statistics.median(ones), statistics.median(threes)
-    cpu_op = max(0.0, (three - one) / (2 * buyers))
+    small, big = [], []
+    for _ in range(ROUNDS):
+        small.append(_pack_cpu(3))
+        big.append(_pack_cpu(13))
+    cpu_arg = max(0.0, (statistics.median(big) - statistics.median(small)) / (10 * PACKS))
+    deduct_items = op_items(busy)
+    detail_items = op_items(busy.with_overrides(["pipeline.enabled=true"]))
+    cpu_op_all = max(0.0, (three - one) / (2 * buyers))  # a deduct op, its items included
+    cpu_op = max(0.0, cpu_op_all - cpu_arg * deduct_items)
 
     def per_request(pair: list[DriverRun]) -> float:
-        small, big = pair
-        return (big.cpu - small.cpu) / (big.requests - small.requests)
+        short, long = pair
+        if long.requests <= short.requests:
+            raise TargetError(f"calibration: the longer run served no more requests ({long.requests:,}) than the "
+                              f"shorter ({short.requests:,}); the driver or a server stalled")
+        return (long.cpu - short.cpu) / (long.requests - short.requests)
 
-    request_and_op = per_request(runs["selling"])
-    cpu_request = max(0.0, request_and_op - cpu_op)
+    busy_cpu = per_request(runs["busy"])
+    single_cpu = per_request(runs["single"])
+    cpu_request = max(0.0, busy_cpu - cpu_op_all)
     cpu_refusal = max(0.0, per_request(runs["refusing"]) - cpu_request)
-    big = runs["selling"][1]
-    depth = big.evalsha / big.reads if big.reads > 0 else math.nan
-    return {"cpu_request": cpu_request, "cpu_op": cpu_op, "cpu_refusal": cpu_refusal,
-            "pipeline_depth": depth, "workers": workers, "rate": rate,
+    cpu_record = (max(0.0, per_request(runs["recording"]) - busy_cpu - cpu_arg * (detail_items - deduct_items))
+                  if "recording" in runs else None)
+    long = runs["busy"][1]
+    depth = long.evalsha / long.reads if long.reads > 0 else math.nan
+    return {"cpu_request": cpu_request, "cpu_op": cpu_op, "cpu_refusal": cpu_refusal, "cpu_record": cpu_record,
+            "cpu_arg": cpu_arg, "op_items": {"deduct": deduct_items, "deduct_detail": detail_items},
+            "cpu_wakeup": max(0.0, single_cpu - busy_cpu), "busy": busy_cpu, "single": single_cpu,
+            "pipeline_depth": depth, "workers": workers, "seconds": seconds,
             "runs": {label: [vars(r) for r in pair] for label, pair in runs.items()},
             "op_tasks": {"tasks": buyers, "cpu_1_op": ones, "cpu_3_ops": threes}}
