@@ -157,7 +157,8 @@ class SyncPipeline:
     def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
         """Deduct ``qty`` and write its detail record atomically; the reply codes of ``deduct``."""
         now = yield NOW
-        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now)))
+        seen = self.stats.max_seq.get(counter.tag, 0)
+        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now), seen))
         if remaining >= 0:
             yield from self.recorded(counter.tag, seq, pending)
         return remaining
@@ -166,11 +167,13 @@ class SyncPipeline:
         """Run a detail-writing variant of a deduct script for partition ``tag``.
 
         The variant takes the base script's KEYS plus :meth:`detail_keys` and its
-        ARGV plus the time, and replies the base reply followed by ``seq, pending``
+        ARGV plus the time and the highest seq seen for the partition (a counter
+        below it was rolled back: the script changes the partition's epoch), and replies the base reply followed by ``seq, pending``
         (``seq`` 0 when nothing was sold); the base reply is returned.
         """
         now = yield NOW
-        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now)))
+        seen = self.stats.max_seq.get(tag, 0)
+        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now), seen))
         if reply[-2] > 0:
             yield from self.recorded(tag, reply[-2], reply[-1])
         return reply[:-2]
@@ -215,7 +218,7 @@ class SyncPipeline:
                 yield from self._publish(tag, int(batch), flat, RESEND)
 
     def _publish(self, tag: str, batch: int, flat: list, trigger: str) -> Ops:
-        records = [(int(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
+        records = [(str(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
         payload = {"sku": self.sku, "part": tag, "batch": batch, "records": records}
         now = yield NOW
         self.stats.batch_sent(trigger, len(records))
@@ -244,7 +247,7 @@ class SyncPipeline:
         payload = msg.payload
         tag = payload["part"]
         part = self.partitions[tag]
-        records = [(part.detail_id(seq), qty, t) for seq, qty, t in payload["records"]]
+        records = [(part.detail_id(record_id), qty, t) for record_id, qty, t in payload["records"]]
         try:
             report = yield from ledger.apply_batch(self.sku, tag, records)
         except ledger.ApplyFailed as err:
