@@ -21,7 +21,8 @@ partitions (stock counters). Its parts, all sans-IO generators:
   mark get lost, the batch stays open, is re-sent after ``resend_after`` and
   suppressed as a duplicate, and the mark comes again).
 - :meth:`drain` flushes everything after the sale, waits until nothing is
-  pending or in flight and reconciles Redis, detail records and DB
+  pending or in flight, applies the copies still in the MQ (counted as
+  duplicates; no apply is cut off by the end of the run) and reconciles Redis, detail records and DB
   (:mod:`engine.pipeline.reconcile`).
 
 Figures for the summary come from :class:`~engine.pipeline.stats.SyncStats`.
@@ -77,6 +78,7 @@ class SyncPipeline:
         self._flushing: set[str] = set()
         self._moves: deque[tuple[bool, str, int]] = deque()  # (pre-allocation?, partition, units), in order
         self._mover = False  # a task is writing _moves to the DB
+        self._applying = 0  # deliveries being applied right now (drain waits for them)
         self.stats = SyncStats()
         self.reconciliation: Reconciliation | None = None
         self._note = note or (lambda t, kind, **fields: None)
@@ -244,6 +246,13 @@ class SyncPipeline:
 
     def consume(self, msg: Message) -> Ops:
         """One delivery: apply (one transaction), acknowledge, mark applied in Redis."""
+        self._applying += 1
+        try:
+            yield from self._consume(msg)
+        finally:
+            self._applying -= 1
+
+    def _consume(self, msg: Message) -> Ops:
         payload = msg.payload
         tag = payload["part"]
         part = self.partitions[tag]
@@ -286,10 +295,34 @@ class SyncPipeline:
             if outstanding == 0 or now - start > self.config.drain_timeout:
                 break
             yield Sleep(self.config.poll)
+        yield from self._empty_queue(start)
+        now = yield NOW
         self.stats.drain_seconds = now - start
         sources = [(part.details, self._sold_keys[tag]) for tag, part in self.partitions.items()]
         self.reconciliation = yield from reconcile(sources, self.sku, self.stats, initial)
         self._note(now, "sync_reconciled", differences=len(self.reconciliation.differences))
+
+    def _empty_queue(self, start: float) -> Ops:
+        """Apply what is still in the MQ and let every apply under way finish.
+
+        Once Redis has nothing outstanding, the MQ may still hold copies of
+        applied batches (a batch re-sent after ``resend_after``, a publish
+        repeated after a lost confirm). Each copy is applied here, so the DB
+        refuses its records as duplicates inside a counted apply
+        (``sync_duplicates_suppressed``) rather than in a transaction the end
+        of the run cuts off, and no consumer is left holding one.
+        """
+        while True:
+            now = yield NOW
+            if now - start > self.config.drain_timeout:
+                return
+            msg = yield Consume(self.topic, "drain", 0.0)
+            if msg is not None:
+                yield from self.consume(msg)
+            elif not self._applying:
+                return
+            else:
+                yield Sleep(self.config.poll)
 
     def counters(self) -> dict[str, float]:
         figures = self.stats.figures()
