@@ -12,7 +12,8 @@ class DetailKeys:
     """The detail-record keys of one partition (one stock counter).
 
     ``tag`` is the partition's hash tag (``sku42`` for single_redis); it is
-    also the partition id the DB knows, and detail ids are ``<tag>:<seq>``.
+    also the partition id the DB knows, and detail ids are ``<tag>:<record id>``: the
+    record's seq, or ``<epoch>.<seq>`` after a rollback (``deduct_detail.lua``).
     """
 
     namespace: str
@@ -41,5 +42,5 @@ class DetailKeys:
     def all(self) -> tuple[str, ...]:
         return (self.details, self.pending, self.batches, self.meta)
 
-    def detail_id(self, seq: int | str) -> str:
-        return f"{self.tag}:{seq}"
+    def detail_id(self, record_id: int | str) -> str:
+        return f"{self.tag}:{record_id}"

@@ -21,7 +21,8 @@ partitions (stock counters). Its parts, all sans-IO generators:
   mark get lost, the batch stays open, is re-sent after ``resend_after`` and
   suppressed as a duplicate, and the mark comes again).
 - :meth:`drain` flushes everything after the sale, waits until nothing is
-  pending or in flight and reconciles Redis, detail records and DB
+  pending or in flight, applies the copies still in the MQ (counted as
+  duplicates; no apply is cut off by the end of the run) and reconciles Redis, detail records and DB
   (:mod:`engine.pipeline.reconcile`).
 
 Figures for the summary come from :class:`~engine.pipeline.stats.SyncStats`.
@@ -77,6 +78,7 @@ class SyncPipeline:
         self._flushing: set[str] = set()
         self._moves: deque[tuple[bool, str, int]] = deque()  # (pre-allocation?, partition, units), in order
         self._mover = False  # a task is writing _moves to the DB
+        self._applying = 0  # deliveries being applied right now (drain waits for them)
         self.stats = SyncStats()
         self.reconciliation: Reconciliation | None = None
         self._note = note or (lambda t, kind, **fields: None)
@@ -157,7 +159,8 @@ class SyncPipeline:
     def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
         """Deduct ``qty`` and write its detail record atomically; the reply codes of ``deduct``."""
         now = yield NOW
-        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now)))
+        seen = self.stats.max_seq.get(counter.tag, 0)
+        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now), seen))
         if remaining >= 0:
             yield from self.recorded(counter.tag, seq, pending)
         return remaining
@@ -166,11 +169,13 @@ class SyncPipeline:
         """Run a detail-writing variant of a deduct script for partition ``tag``.
 
         The variant takes the base script's KEYS plus :meth:`detail_keys` and its
-        ARGV plus the time, and replies the base reply followed by ``seq, pending``
+        ARGV plus the time and the highest seq seen for the partition (a counter
+        below it was rolled back: the script changes the partition's epoch), and replies the base reply followed by ``seq, pending``
         (``seq`` 0 when nothing was sold); the base reply is returned.
         """
         now = yield NOW
-        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now)))
+        seen = self.stats.max_seq.get(tag, 0)
+        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now), seen))
         if reply[-2] > 0:
             yield from self.recorded(tag, reply[-2], reply[-1])
         return reply[:-2]
@@ -215,7 +220,7 @@ class SyncPipeline:
                 yield from self._publish(tag, int(batch), flat, RESEND)
 
     def _publish(self, tag: str, batch: int, flat: list, trigger: str) -> Ops:
-        records = [(int(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
+        records = [(str(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
         payload = {"sku": self.sku, "part": tag, "batch": batch, "records": records}
         now = yield NOW
         self.stats.batch_sent(trigger, len(records))
@@ -241,10 +246,17 @@ class SyncPipeline:
 
     def consume(self, msg: Message) -> Ops:
         """One delivery: apply (one transaction), acknowledge, mark applied in Redis."""
+        self._applying += 1
+        try:
+            yield from self._consume(msg)
+        finally:
+            self._applying -= 1
+
+    def _consume(self, msg: Message) -> Ops:
         payload = msg.payload
         tag = payload["part"]
         part = self.partitions[tag]
-        records = [(part.detail_id(seq), qty, t) for seq, qty, t in payload["records"]]
+        records = [(part.detail_id(record_id), qty, t) for record_id, qty, t in payload["records"]]
         try:
             report = yield from ledger.apply_batch(self.sku, tag, records)
         except ledger.ApplyFailed as err:
@@ -283,10 +295,34 @@ class SyncPipeline:
             if outstanding == 0 or now - start > self.config.drain_timeout:
                 break
             yield Sleep(self.config.poll)
+        yield from self._empty_queue(start)
+        now = yield NOW
         self.stats.drain_seconds = now - start
         sources = [(part.details, self._sold_keys[tag]) for tag, part in self.partitions.items()]
         self.reconciliation = yield from reconcile(sources, self.sku, self.stats, initial)
         self._note(now, "sync_reconciled", differences=len(self.reconciliation.differences))
+
+    def _empty_queue(self, start: float) -> Ops:
+        """Apply what is still in the MQ and let every apply under way finish.
+
+        Once Redis has nothing outstanding, the MQ may still hold copies of
+        applied batches (a batch re-sent after ``resend_after``, a publish
+        repeated after a lost confirm). Each copy is applied here, so the DB
+        refuses its records as duplicates inside a counted apply
+        (``sync_duplicates_suppressed``) rather than in a transaction the end
+        of the run cuts off, and no consumer is left holding one.
+        """
+        while True:
+            now = yield NOW
+            if now - start > self.config.drain_timeout:
+                return
+            msg = yield Consume(self.topic, "drain", 0.0)
+            if msg is not None:
+                yield from self.consume(msg)
+            elif not self._applying:
+                return
+            else:
+                yield Sleep(self.config.poll)
 
     def counters(self) -> dict[str, float]:
         figures = self.stats.figures()

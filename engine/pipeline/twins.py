@@ -29,16 +29,30 @@ def deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]:
     store[keys[1]] = store.get(keys[1], 0) + qty
     stock -= qty
     store[keys[0]] = stock
-    return [stock, *write_detail(store, keys[2], keys[3], keys[4], qty, args[1])]
+    return [stock, *write_detail(store, keys[2], keys[3], keys[4], qty, args[1], args[2])]
 
 
-def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, t: str) -> tuple[int, int]:
-    """Number a new pending record ``qty|t|p``; return its seq and the partition's pending count."""
+def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, t: str,
+                 seen: object) -> tuple[int, int]:
+    """Number a new pending record ``qty|t|p``; return its seq and the partition's pending count.
+
+    ``seen`` is the highest seq the caller was ever given for this partition: a
+    seq counter below it was rolled back, so the partition's epoch becomes
+    ``<epoch>r<seen>`` and numbering resumes after ``seen`` (see ``deduct_detail.lua``).
+    The record's id is its seq, or ``<epoch>.<seq>`` once the partition has an epoch.
+    """
+    high = as_int(seen)
+    high = high if high is not None and high >= 0 else 0
     numbers = store.setdefault(meta, {})
-    seq = numbers["seq"] = numbers.get("seq", 0) + 1
-    store.setdefault(details, {})[str(seq)] = f"{qty}|{t}|p"
+    epoch = str(numbers.get("epoch", ""))
+    if int(numbers.get("seq", 0)) < high:
+        epoch = numbers["epoch"] = f"{epoch}r{high}"
+        numbers["seq"] = high
+    seq = numbers["seq"] = int(numbers.get("seq", 0)) + 1
+    record_id = f"{epoch}.{seq}" if epoch else str(seq)
+    store.setdefault(details, {})[record_id] = f"{qty}|{t}|p"
     queue = store.setdefault(pending, [])
-    queue.append(str(seq))
+    queue.append(record_id)
     return seq, len(queue)
 
 

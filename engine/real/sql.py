@@ -20,6 +20,7 @@ neither is printed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections import deque
@@ -42,6 +43,15 @@ DEFAULT_URL = "mysql://root@127.0.0.1:3306"
 MAX_POOL_PER_PROCESS = 32  # MariaDB's default max_connections is 151, shared by every worker
 ERRNO = {1205: sql.LOCK_WAIT_TIMEOUT, 1213: sql.DEADLOCK, 1062: sql.DUPLICATE_KEY, 1050: sql.TABLE_EXISTS,
          2006: CONNECTION, 2013: CONNECTION}
+
+
+# asyncmy logs every warning MariaDB raises as a WARNING on the "asyncmy" logger; with no handler
+# configured, Python's last-resort handler prints them on stderr. The pipeline's INSERT IGNORE
+# raises one per duplicate detail record ("Duplicate entry ... for key 'PRIMARY'"), which the
+# pipeline counts itself (sync_duplicates_suppressed): the driver's own log stays off the terminal.
+_DRIVER_LOG = logging.getLogger("asyncmy")
+_DRIVER_LOG.addHandler(logging.NullHandler())
+_DRIVER_LOG.propagate = False
 
 
 def database_name(namespace: str) -> str:

@@ -195,6 +195,8 @@ _PARTITION_WRAPPER = """\
 -- KEYS[1..4], ARGV[1..2]  as partition_deduct
 -- KEYS[5]  detail hash   KEYS[6]  pending list   KEYS[7]  detail meta hash (same hash tag)
 -- ARGV[3]  time of the deduction, decimal text in seconds
+-- ARGV[4]  seen: the highest seq the caller was ever given for this partition (see deduct_detail.lua:
+--          a seq counter below it was rolled back; the partition's epoch changes, ids never repeat)
 -- Returns partition_deduct's reply followed by {seq, pending}: the new record's seq and the
 --   partition's pending count when it sold (status 0), else 0, 0.
 local function partition_deduct()
@@ -206,10 +208,23 @@ if reply[1] ~= 0 then
   reply[7] = 0
   return reply
 end
+local seen = tonumber(ARGV[4])
+if seen == nil or seen < 0 or seen ~= math.floor(seen) then
+  seen = 0
+end
+local epoch = redis.call('HGET', KEYS[7], 'epoch') or ''
+if tonumber(redis.call('HGET', KEYS[7], 'seq') or 0) < seen then
+  epoch = string.format('%sr%d', epoch, seen)
+  redis.call('HSET', KEYS[7], 'epoch', epoch, 'seq', seen)
+end
 local seq = redis.call('HINCRBY', KEYS[7], 'seq', 1)
-redis.call('HSET', KEYS[5], seq, string.format('%d|%s|p', tonumber(ARGV[1]), ARGV[3]))
+local id = seq
+if epoch ~= '' then
+  id = epoch .. '.' .. seq
+end
+redis.call('HSET', KEYS[5], id, string.format('%d|%s|p', tonumber(ARGV[1]), ARGV[3]))
 reply[6] = seq
-reply[7] = redis.call('RPUSH', KEYS[6], seq)
+reply[7] = redis.call('RPUSH', KEYS[6], id)
 return reply
 """
 
@@ -220,7 +235,7 @@ def partition_deduct_detail(store: Store, keys: tuple, args: tuple) -> list[int]
         return [*reply, 0, 0]
     qty = as_int(args[0])  # an integer > 0: partition_deduct sold it
     assert qty is not None
-    return [*reply, *write_detail(store, keys[4], keys[5], keys[6], qty, args[2])]
+    return [*reply, *write_detail(store, keys[4], keys[5], keys[6], qty, args[2], args[3])]
 
 
 REGISTRY["partition_deduct_detail"] = Script(

@@ -2,6 +2,8 @@
 
 Random sequences of deductions, collects, stale re-sends, applied marks and
 summaries run on both; every reply and the final state of every key agree.
+A deduction's ``seen`` (the highest seq its caller was given) is drawn too, often
+above the counter: a rolled-back partition moves to a new epoch in both.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.real
 counter = itertools.count()
 
 step = st.one_of(
-    st.tuples(st.just("deduct"), st.one_of(st.integers(-1, 4), st.sampled_from(["2", "x", "1.5"]))),
+    st.tuples(st.just("deduct"), st.tuples(st.one_of(st.integers(-1, 4), st.sampled_from(["2", "x", "1.5"])),
+                                           st.one_of(st.integers(0, 12), st.sampled_from([-1, "x", "2.5", "3"])))),
     st.tuples(st.just("collect"), st.integers(1, 5)),
     st.tuples(st.just("stale"), st.sampled_from([0.0, 0.5, 3.0])),
     st.tuples(st.just("applied"), st.integers(0, 6)),
@@ -70,7 +73,7 @@ def test_detail_scripts_agree(redis_client, namespace, initial, steps):
     try:
         for i, (kind, value) in enumerate(steps):
             now = stamp(0.25 * i + 0.123456789)
-            args = {"deduct": (value, now), "collect": (now, value), "stale": (now, value),
+            args = {"deduct": (value[0], now, value[1]) if kind == "deduct" else (), "collect": (now, value), "stale": (now, value),
                     "applied": (value,), "backlog": (), "summary": ()}[kind]
             name, keys = run[kind]
             real = redis_client.eval(scripts.get(name).lua, len(keys), *keys, *args)
@@ -83,8 +86,10 @@ def test_detail_scripts_agree(redis_client, namespace, initial, steps):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=st.integers(0, 8), b=st.integers(0, 8), threshold=st.integers(1, 4),
-       qtys=st.lists(st.one_of(st.integers(-1, 4), st.just("x")), min_size=1, max_size=12))
-def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client, namespace, a, b, threshold, qtys):
+       qtys=st.lists(st.one_of(st.integers(-1, 4), st.just("x")), min_size=1, max_size=12),
+       seen=st.lists(st.one_of(st.integers(0, 15), st.just("x")), min_size=1, max_size=4))
+def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client, namespace, a, b, threshold, qtys,
+                                                                   seen):
     from engine.sharded.keys import PartitionKeys
 
     part = PartitionKeys(namespace, f"pd{next(counter)}")
@@ -100,7 +105,7 @@ def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client,
     redis_client.set(part.b, b)
     try:
         for i, qty in enumerate(qtys):
-            args = (qty, threshold, stamp(0.1 * i))
+            args = (qty, threshold, stamp(0.1 * i), seen[i % len(seen)])
             real = redis_client.eval(scripts.get("partition_deduct_detail").lua, len(keys), *keys, *args)
             twin = scripts.get("partition_deduct_detail").twin(store, keys, args)
             base = scripts.get("partition_deduct").twin(plain, part.deduct_keys(), args[:2])
@@ -108,5 +113,6 @@ def test_partition_deduct_detail_is_partition_deduct_plus_a_record(redis_client,
         assert redis_client.hgetall(detail.details) == (store.get(detail.details) or {})
         assert redis_client.lrange(detail.pending, 0, -1) == (store.get(detail.pending) or [])
         assert int(redis_client.get(part.sold)) == store[part.sold] == plain[part.sold]
+        assert redis_client.hgetall(detail.meta) == {k: str(v) for k, v in (store.get(detail.meta) or {}).items()}
     finally:
         redis_client.delete(*part.all(), *detail.all())

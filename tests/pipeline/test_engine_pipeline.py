@@ -37,11 +37,11 @@ def test_deduct_writes_its_record_in_the_same_script_and_the_count_trigger_spawn
     keys = ("t:stock:{sku42}", "t:sold:{sku42}", "t:detail:{sku42}", "t:dpending:{sku42}", "t:dmeta:{sku42}")
     gen = p.deduct(COUNTER, 3)
     assert isinstance(next(gen), Now)
-    assert step(gen, 0.5) == Eval("deduct_detail", keys, (3, "0.500000"))
+    assert step(gen, 0.5) == Eval("deduct_detail", keys, (3, "0.500000", 0))  # 0: no seq seen yet
     assert finish(gen, [7, 1, 1]) == 7  # remaining 7, record 1, one pending: below the threshold
     gen = p.deduct(COUNTER, 1)
     next(gen)
-    step(gen, 0.6)
+    assert step(gen, 0.6).args == (1, "0.600000", 1)  # the highest seq seen so far goes along
     spawn = step(gen, [6, 2, 2])  # two pending: the count trigger fires
     assert isinstance(spawn, Spawn)
     gen = p.deduct(COUNTER, 1)  # a third record while that flush runs: no second flush
@@ -56,7 +56,7 @@ def test_deduct_writes_its_record_in_the_same_script_and_the_count_trigger_spawn
     assert isinstance(step(flush, [1, ["1", "3|0.500000|s", "2", "1|0.600000|s", "3", "1|0.700000|s"]]), Now)
     publish = step(flush, 0.81)
     assert publish == Publish("t:stock-sync:sku42", {"sku": "sku42", "part": "sku42", "batch": 1,
-                                                     "records": [(1, 3, 0.5), (2, 1, 0.6), (3, 1, 0.7)]})
+                                                     "records": [("1", 3, 0.5), ("2", 1, 0.6), ("3", 1, 0.7)]})
     assert step(flush, None) == publish  # no confirm: published again
     finish(flush, "1-0")  # confirmed; 3 < batch_size records: the partition was drained
     assert p.stats.unconfirmed == 1 and p.stats.published == 1 and p.stats.batches["count"] == 1
