@@ -47,6 +47,9 @@ class ShardedConfig:
     wait_step: float = doc(0.002, "sharded: first pause of a waiting request before it looks again (doubles, "
                                   "up to refresh_interval)")
     refresh_interval: float = doc(0.05, "sharded: seconds between registry refreshes (reads every partition + pool)")
+    recovery_interval: float = doc(
+        1.0, "sharded: seconds between recovery passes over each partition's two-step transfers; a transfer seen "
+             "in flight for this long is completed (inf: no recovery)")
     return_stranded: bool = doc(
         True, "sharded: once the pool is empty, a partition holding less than a waiting buyer asks is retired and its "
               "units gathered into partition 0 (and every partition's leftover returns to the pool at the end)"
@@ -69,6 +72,7 @@ class ShardedConfig:
                 f"sharded.refill_wait must be >= 0 (got {self.refill_wait})")
         require(math.isfinite(self.wait_step) and self.wait_step > 0,
                 f"sharded.wait_step must be > 0 (got {self.wait_step})")
+        require(self.recovery_interval > 0, f"sharded.recovery_interval must be > 0 (got {self.recovery_interval})")
         require(math.isfinite(self.refresh_interval) and self.refresh_interval > 0,
                 f"sharded.refresh_interval must be > 0 (got {self.refresh_interval})")
 

@@ -56,6 +56,11 @@ class PartitionKeys:
     def applied(self) -> str:
         return self._key("applied")
 
+    @property
+    def outbox(self) -> str:
+        """Returns to the pool this partition has recorded and recovery has not settled yet."""
+        return self._key("outbox")
+
     # The KEYS of each script, in its order.
     def init_keys(self) -> tuple[str, ...]:
         return (self.a, self.b, self.sold, self.received, self.returned, self.meta)
@@ -64,16 +69,22 @@ class PartitionKeys:
         return (self.a, self.b, self.sold, self.meta)
 
     def inject_keys(self, sub: int) -> tuple[str, ...]:
-        return (self.sub(sub), self.received, self.returned, self.meta, self.applied)
+        return (self.sub(sub), self.received, self.returned, self.meta, self.applied, self.outbox)
 
     def retire_keys(self) -> tuple[str, ...]:
-        return (self.a, self.b, self.returned, self.meta)
+        return (self.a, self.b, self.returned, self.meta, self.outbox)
+
+    def transfer_keys(self) -> tuple[str, ...]:
+        return (self.received, self.returned, self.outbox)
+
+    def settle_keys(self) -> tuple[str, ...]:
+        return (self.returned, self.outbox)
 
     def status_keys(self) -> tuple[str, ...]:
         return (self.a, self.b, self.meta, self.sold)
 
     def all(self) -> tuple[str, ...]:
-        return (*self.init_keys(), self.applied)
+        return (*self.init_keys(), self.applied, self.outbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +110,24 @@ class PoolKeys:
         """Units credited back from ``partition`` so far."""
         return f"{self.namespace}:back:{{{self.tag}}}:p{partition}"
 
+    def outbox(self, partition: int) -> str:
+        """Grants to ``partition`` recorded by pool_take and not settled by recovery yet."""
+        return f"{self.namespace}:outbox:{{{self.tag}}}:p{partition}"
+
     def take_keys(self, partition: int) -> tuple[str, ...]:
-        return (self.stock, self.issued(partition), self.tickets)
+        return (self.stock, self.issued(partition), self.tickets, self.outbox(partition))
 
     def return_keys(self, partition: int) -> tuple[str, ...]:
         return (self.stock, self.back(partition), self.tickets)
 
+    def transfer_keys(self, partition: int) -> tuple[str, ...]:
+        return (self.issued(partition), self.back(partition), self.outbox(partition))
+
+    def settle_keys(self, partition: int) -> tuple[str, ...]:
+        return (self.issued(partition), self.outbox(partition))
+
     def all(self, partitions: int) -> tuple[str, ...]:
-        per = [key for p in range(partitions) for key in (self.issued(p), self.back(p))]
+        per = [key for p in range(partitions) for key in (self.issued(p), self.back(p), self.outbox(p))]
         return (self.stock, self.tickets, *per)
 
 

@@ -30,6 +30,7 @@ simulator hands the strategy its ``oracle`` (free, exact reads, declared on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +40,9 @@ from engine.ops import NOW, Eval, Sleep, Spawn
 from engine.pipeline import Reconciliation, SyncPipeline
 from engine.scripts import SOLD_OUT
 from engine.sharded.keys import PartitionKeys, PoolKeys, balanced_tags, hash_tags, pool_tag
+from engine.sharded.recovery import Recovery
 from engine.sharded.registry import Registry, State
-from engine.sharded.twins import RETIRED
+from engine.sharded.twins import RETIRED, bounce_ticket
 from engine.slots import SlotMap
 from engine.strategy import Ops, Read, Strategy
 
@@ -79,6 +81,7 @@ class App:
         self.topping: set[int] = set()  # partitions with a top-up of this app running
         self.seen_tickets: dict[int, list[list[int]]] = {}  # partition -> [epoch, sightings] per sub-domain
         self.waiting: dict[int, int] = {}  # qty -> this app's buyers waiting for news with that quantity
+        self.recovery: Recovery  # set by the strategy: finishes transfers stranded between their two scripts
 
     def want(self) -> int:
         """The largest quantity one of this app's buyers is waiting for (0: none waits)."""
@@ -110,6 +113,8 @@ class Sharded(Strategy):
         instances = scenario.app.instances  # one registry per app instance of the fleet
         self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, instances, cfg.inflight_share))
                      for k in range(instances)]
+        for app in self.apps:
+            app.recovery = Recovery(self, app)
         self._deduct_keys = [p.deduct_keys() for p in self.parts]
         self.pipeline: SyncPipeline | None = None
         if scenario.pipeline.enabled:  # detail records in the deduct script, synced to the DB over the MQ
@@ -124,7 +129,7 @@ class Sharded(Strategy):
         self.stats = dict.fromkeys(
             ("switches", "injections", "waits", "injected_units", "dry_refills", "bounced_units", "partition_refusals",
              "fallbacks", "bound_waits", "refused_exhausted", "refused_waiting", "false_sold_outs", "removals",
-             "retired", "returned_units", "recovered_tickets", "duplicate_tickets"), 0)
+             "retired", "returned_units", "recovered_tickets", "duplicate_tickets", "recovered_transfers"), 0)
         self.stranded = 0  # units left in partitions at the end (drain)
         self.stranded_end = 0
 
@@ -133,20 +138,20 @@ class Sharded(Strategy):
         cfg = self.cfg
         if self.pipeline is not None:  # DB ledger: all stock in the pool; _move records each pre-allocation
             yield from self.pipeline.setup(self.scenario.sale.stock, [])
-        created = yield self._eval(self.pool_node, "pool_init", (self.pool.stock,), (self.scenario.sale.stock,))
+        created = yield self.eval_at(self.pool_node, "pool_init", (self.pool.stock,), (self.scenario.sale.stock,))
         if created != 1:
             raise RuntimeError(f"pool {self.pool.stock} already exists (pool_init returned {created})")
         first = min(cfg.subdomain_size, cfg.preallocation)
         for i, part in enumerate(self.parts):
-            created = yield self._eval(self.part_node[i], "partition_init", part.init_keys())
+            created = yield self.eval_at(self.part_node[i], "partition_init", part.init_keys())
             if created != 1:
                 raise RuntimeError(f"partition {part.tag} already exists (partition_init returned {created})")
             for sub, want in ((0, first), (1, cfg.preallocation - first)):
                 if want > 0:
-                    _, credited = yield from self._move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
+                    _, credited = yield from self.move(i, sub, f"p{i}:init:{'ab'[sub]}", want, -1)
                     for app in self.apps:
                         app.registry.on_injected(i, credited)
-        pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+        pool = yield self.eval_at(self.pool_node, "pool_status", (self.pool.stock,))
         for app in self.apps:
             app.registry.on_pool(pool)
             for view in app.registry.views:
@@ -267,6 +272,8 @@ class Sharded(Strategy):
         for app in self.apps:
             gens += [self._refresher(app, i) for i in range(len(self.parts))]
             gens.append(self._pool_refresher(app))
+        if math.isfinite(self.cfg.recovery_interval):  # each partition's transfers, by the app that owns it
+            gens += [self.owner(i).recovery.loop(i) for i in range(len(self.parts))]
         if self.pipeline is not None:
             gens += self.pipeline.background()
         return gens
@@ -282,9 +289,9 @@ class Sharded(Strategy):
             yield Sleep(self.DRAIN_POLL)
         held: list[int] = []
         for i, part in enumerate(self.parts):
-            a, b, active, _, _, _ = yield self._eval(self.part_node[i], "partition_status", part.status_keys())
+            a, b, active, _, _, _ = yield self.eval_at(self.part_node[i], "partition_status", part.status_keys())
             held.append(a + b if active >= 0 else 0)
-        pool = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+        pool = yield self.eval_at(self.pool_node, "pool_status", (self.pool.stock,))
         self.stranded = sum(held)
         self.stranded_end = self.stranded if self.stranded + pool >= self.scenario.workload.qty.low else 0
         if self.cfg.return_stranded:
@@ -330,8 +337,8 @@ class Sharded(Strategy):
     def _refill(self, app: App, job: Refill) -> Ops:
         i = job.partition
         sub = job.sub if job.sub >= 0 else 1 - app.registry.views[i].active
-        grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (job.ticket, job.want))
-        applied, credited = yield from self._move(i, sub, job.ticket, grant, job.flag, taken=True)
+        grant = yield self.eval_at(self.pool_node, "pool_take", self.pool.take_keys(i), (job.ticket, job.want, sub, job.flag))
+        applied, credited = yield from self.move(i, sub, job.ticket, grant, job.flag, taken=True)
         t = yield NOW
         app.registry.on_injected(i, credited)
         if grant < job.want:
@@ -345,17 +352,17 @@ class Sharded(Strategy):
         else:
             self.stats["dry_refills"] += 1
 
-    def _move(self, i: int, sub: int, ticket: str, want: int, flag: int, taken: bool = False) -> Ops:
+    def move(self, i: int, sub: int, ticket: str, want: int, flag: int, taken: bool = False) -> Ops:
         """Pool -> partition ``i``'s sub-domain by ``ticket`` (``want`` already granted if ``taken``).
 
         Returns (applied, credited): applied is False when the ticket had been applied before.
         """
         grant = want
         if not taken:
-            grant = yield self._eval(self.pool_node, "pool_take", self.pool.take_keys(i), (ticket, want))
+            grant = yield self.eval_at(self.pool_node, "pool_take", self.pool.take_keys(i), (ticket, want, sub, flag))
         if grant < 0:
             raise RuntimeError(f"pool_take {ticket} failed with {grant}")
-        status, credited, bounced = yield self._eval(
+        status, credited, bounced = yield self.eval_at(
             self.part_node[i], "partition_inject", self.parts[i].inject_keys(sub),
             (ticket, grant, flag, self.cfg.subdomain_size))
         if status < 0:
@@ -364,16 +371,19 @@ class Sharded(Strategy):
             yield from self.pipeline.move_later(self.parts[i].tag, credited)
         if bounced:
             self.stats["bounced_units"] += bounced
-            yield from self._give_back(i, f"back:{ticket}", bounced)
+            yield from self.give_back(i, bounce_ticket(ticket), bounced)
         return status == 1, credited
 
-    def _give_back(self, i: int, ticket: str, units: int) -> Ops:
-        status = yield self._eval(self.pool_node, "pool_return", self.pool.return_keys(i), (ticket, units))
+    def give_back(self, i: int, ticket: str, units: int) -> Ops:
+        """Partition ``i`` -> pool: credit ``units`` by ``ticket``; True if this call credited them (not seen before)."""
+        status = yield self.eval_at(self.pool_node, "pool_return", self.pool.return_keys(i), (ticket, units))
         if status < 0:
             raise RuntimeError(f"pool_return {ticket} failed with {status}")
+        return status == 1
 
     def _retire(self, app: App, i: int, topup: bool) -> Ops:
-        status, units = yield self._eval(self.part_node[i], "partition_retire", self.parts[i].retire_keys())
+        ticket = f"retire:p{i}"  # a partition retires once: the ticket is unique
+        status, units = yield self.eval_at(self.part_node[i], "partition_retire", self.parts[i].retire_keys(), (ticket,))
         if status != 1:
             return
         t = yield NOW
@@ -382,7 +392,7 @@ class Sharded(Strategy):
         app.registry.on_status(i, 0, 0, -1)
         if units == 0:
             return
-        yield from self._give_back(i, f"retire:p{i}", units)
+        yield from self.give_back(i, ticket, units)
         if self.pipeline is not None:  # the DB ledger: pre-allocated -> pool (queued, in order)
             yield from self.pipeline.move_later(self.parts[i].tag, units, preallocation=False)
         self.stats["returned_units"] += units
@@ -400,7 +410,7 @@ class Sharded(Strategy):
         node = self.part_node[i]
         registry = app.registry
         while True:
-            a, b, active, pend0, pend1, sold = yield self._eval(node, "partition_status", keys)
+            a, b, active, pend0, pend1, sold = yield self.eval_at(node, "partition_status", keys)
             before = registry.views[i].state
             state = registry.on_status(i, a, b, active, refill_pending=pend0 > 0 or pend1 > 0, sold=sold)
             if state is State.REMOVED and before is not State.REMOVED:
@@ -432,15 +442,23 @@ class Sharded(Strategy):
                 yield self._spawn(app, Refill(i, sub, f"p{i}:e{epoch}", self.cfg.injection, sub))
                 mark[1] = 0  # if this run is lost too, try again after as many refreshes
 
+    def owner(self, i: int) -> App:
+        """The app that looks after partition ``i``'s tickets and transfers."""
+        return self.apps[i % len(self.apps)]
+
+    def recover(self, i: int, older_than: float = 0.0) -> Ops:
+        """Finish partition ``i``'s transfers in flight for ``older_than`` or more (engine.sharded.recovery)."""
+        return self.owner(i).recovery.run(i, older_than)
+
     def _pool_refresher(self, app: App) -> Ops:
         interval = self.cfg.refresh_interval
         yield Sleep(interval * (app.index + 1) / len(self.apps))
         while True:
-            units = yield self._eval(self.pool_node, "pool_status", (self.pool.stock,))
+            units = yield self.eval_at(self.pool_node, "pool_status", (self.pool.stock,))
             app.registry.on_pool(units)
             yield Sleep(interval)
 
-    def _eval(self, node: int, script: str, keys: tuple[str, ...], args: tuple[Any, ...] = ()) -> Eval:
+    def eval_at(self, node: int, script: str, keys: tuple[str, ...], args: tuple[Any, ...] = ()) -> Eval:
         self.node_ops[node] += 1
         return Eval(script, keys, args)
 

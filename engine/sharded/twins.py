@@ -12,8 +12,13 @@ Moving stock between the pool and a partition crosses slots, so it takes two
 scripts, each idempotent by ticket: ``pool_take`` then ``partition_inject``
 (pool -> partition), ``partition_retire``/a bounce then ``pool_return``
 (partition -> pool). In between, the units are *in flight*:
-``issued - received`` and ``returned - back``. Meta hash values are kept as
-ints here; Redis keeps them as the same numbers in text.
+``issued - received`` and ``returned - back``. The first script of a transfer
+also records it in an *outbox* on its own node (the pool keeps one per
+partition: ticket -> ``"grant|sub|flag"``; a partition keeps one: return ticket
+-> units), so that recovery (:mod:`engine.sharded.recovery`) can finish a
+transfer whose app died between the two scripts: ``*_transfers`` read an outbox
+with its counters, ``*_settle`` forget what the other side has applied. Meta
+hash values are kept as ints here; Redis keeps them as the same numbers in text.
 """
 
 from __future__ import annotations
@@ -98,6 +103,7 @@ def partition_inject(store: Store, keys: tuple, args: tuple) -> list[int]:
     bounce = units - credit
     if bounce > 0:
         store[keys[2]] = store.get(keys[2], 0) + bounce
+        store.setdefault(keys[5], {})[bounce_ticket(ticket)] = bounce
     sub = lua_number(args[2])  # a sub-domain, 0 or 1, from the engine; Lua names the flag "pend" .. sub
     assert sub is not None, "the Lua fails on a non-numeric sub-domain"
     if sub >= 0:
@@ -119,6 +125,8 @@ def partition_retire(store: Store, keys: tuple, args: tuple) -> list[int]:
     store[keys[0]] = 0
     store[keys[1]] = 0
     store[keys[2]] = store.get(keys[2], 0) + units  # INCRBY creates a missing returned counter
+    if units > 0:
+        store.setdefault(keys[4], {})[str(args[0])] = units
     meta["active"] = -1
     return [1, units]
 
@@ -143,9 +151,12 @@ def pool_init(store: Store, keys: tuple, args: tuple) -> int:
     return 1
 
 
-def pool_take(store: Store, keys: tuple, args: tuple) -> int:
+def pool_take(store: Store, keys: tuple, args: tuple) -> int | None:
     want = as_int(args[1])
     if want is None or want < 0:
+        return BAD_QTY
+    sub, flag = as_int(args[2]), as_int(args[3])
+    if sub is None or flag is None:
         return BAD_QTY
     pool = store.get(keys[0])
     if pool is None:
@@ -153,11 +164,13 @@ def pool_take(store: Store, keys: tuple, args: tuple) -> int:
     tickets = store.setdefault(keys[2], {})
     ticket = str(args[0])
     if ticket in tickets:
-        return tickets[ticket]
+        seen = lua_number(tickets[ticket])  # Lua's tonumber; Redis truncates a Lua number to an integer reply
+        return None if seen is None else int(seen)
     grant = min(want, pool)
     store[keys[0]] = pool - grant
     store[keys[1]] = store.get(keys[1], 0) + grant
     tickets[ticket] = grant
+    store.setdefault(keys[3], {})[ticket] = take_record(grant, sub, flag)
     return grant
 
 
@@ -182,8 +195,58 @@ def pool_status(store: Store, keys: tuple, args: tuple) -> int:
     return NO_STOCK_KEY if pool is None else pool
 
 
+def bounce_ticket(ticket: str) -> str:
+    """The return ticket of units ``ticket`` brought that did not fit (partition_inject names it)."""
+    return f"back:{ticket}"
+
+
+def take_record(grant: int, sub: int, flag: int) -> str:
+    """An outbox entry of the pool: what partition_inject must be asked for this grant."""
+    return f"{grant}|{sub}|{flag}"
+
+
+def _transfers(store: Store, keys: tuple) -> list:
+    """Both counters (0 when missing), then the outbox as HGETALL lists it."""
+    reply: list = [lua_number(store.get(keys[0])) or 0, lua_number(store.get(keys[1])) or 0]
+    for ticket, value in store.get(keys[2], {}).items():
+        reply += [ticket, value]
+    return reply
+
+
+def _settle(store: Store, keys: tuple, args: tuple) -> int:
+    """Forget the whole outbox once the other side's counter caught up with ours, else the tickets named."""
+    seen = lua_number(args[0]) if args else None
+    outbox = store.get(keys[1], {})
+    if seen is not None and (lua_number(store.get(keys[0])) or 0) <= seen:
+        store.pop(keys[1], None)
+        return len(outbox)
+    removed = 0
+    for ticket in args[1:]:
+        removed += outbox.pop(str(ticket), None) is not None
+    if not outbox:
+        store.pop(keys[1], None)
+    return removed
+
+
+def partition_transfers(store: Store, keys: tuple, args: tuple) -> list:
+    return _transfers(store, keys)
+
+
+def pool_transfers(store: Store, keys: tuple, args: tuple) -> list:
+    return _transfers(store, keys)
+
+
+def partition_settle(store: Store, keys: tuple, args: tuple) -> int:
+    return _settle(store, keys, args)
+
+
+def pool_settle(store: Store, keys: tuple, args: tuple) -> int:
+    return _settle(store, keys, args)
+
+
 for _twin in (partition_init, partition_deduct, partition_inject, partition_retire, partition_status,
-              pool_init, pool_take, pool_return, pool_status):
+              partition_transfers, partition_settle, pool_init, pool_take, pool_return, pool_status,
+              pool_transfers, pool_settle):
     register(_twin.__name__, _twin, __package__)
 
 

@@ -171,7 +171,7 @@ def test_injection_moves_pool_stock_by_ticket_exactly_once():
 def test_stock_between_pool_take_and_inject_is_counted_in_flight():
     strategy, driver = make()
     part, pool = strategy.parts[1], strategy.pool
-    grant = scripts.get("pool_take").twin(driver.store, pool.take_keys(1), ("x1", 5))
+    grant = scripts.get("pool_take").twin(driver.store, pool.take_keys(1), ("x1", 5, 0, -1))
     inventory = strategy.inventory(driver.store.get)
     assert grant == 5 and inventory.in_flight == {"injection": 5} and inventory.violations() == []
     scripts.get("partition_inject").twin(driver.store, part.inject_keys(0), ("x1", 5, -1, 10))
