@@ -111,8 +111,27 @@ def stranded_units(pieces: list[int], smallest: int) -> int:
     return sum(p for p in pieces if 0 < p < smallest)
 
 
+def steady_figures(requests: pd.DataFrame, warmup: float) -> dict[str, float]:
+    """Latency once the system has warmed up: the requests that arrive ``warmup`` seconds or more after sale start.
+
+    Empty queues and cold caches at the start make the first requests faster (or, with idle
+    wake-ups, slower) than the steady state a capacity question is about; a backlog that grows
+    under overload is the same either way. steady_requests: how many; steady_p99: their p99;
+    steady_ok_p99: the p99 of the successful ones (NaN when there are none).
+    """
+    after = requests["t_arrival"].to_numpy() >= warmup
+    latency = requests["latency"].to_numpy()[after]
+    ok = requests["outcome"].cat.codes.to_numpy()[after] == Outcome.OK
+    return {
+        "steady_requests": int(after.sum()),
+        "steady_p99": float(np.nanpercentile(latency, 99)) if len(latency) else math.nan,
+        "steady_ok_p99": float(np.percentile(latency[ok], 99)) if ok.any() else math.nan,
+    }
+
+
 def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
-              node_busy: list[float], horizon: float, extra: dict[str, float] | None = None) -> dict[str, Any]:
+              node_busy: list[float], horizon: float, extra: dict[str, float] | None = None,
+              warmup: float = 0.0) -> dict[str, Any]:
     """Headline figures of one run.
 
     goodput: successful requests per second over the selling window: from the
@@ -122,6 +141,8 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     Redis node K over the run. served, served_p50, served_p99: the requests
     that made at least one server round trip (``ops`` > 0) and their latency;
     the rest were answered by the app alone (a local sold-out refusal).
+    With ``warmup`` > 0 (``report.warmup``), the steady state after it:
+    steady_requests, steady_p99, steady_ok_p99 (see :func:`steady_figures`).
     """
     codes = requests["outcome"].cat.codes.to_numpy()
     counts = np.bincount(codes[codes >= 0], minlength=len(OUTCOME_LABELS))
@@ -162,6 +183,8 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     summary["served"] = int(served.sum())
     for name in ("p50", "p99"):
         summary[f"served_{name}"] = float(np.nanpercentile(latency[served], PERCENTILES[name])) if served.any() else math.nan
+    if warmup > 0:
+        summary.update(steady_figures(requests, warmup))
     summary["time_to_sellout"] = span if sold_out and ok_mask.any() else math.nan
     for i, busy in enumerate(node_busy):
         summary[f"util_node{i}"] = busy / horizon if horizon > 0 else math.nan

@@ -185,9 +185,13 @@ class RedisConfig:
 @dataclass(frozen=True)
 class Report:
     timeline_interval: float = doc(0.01, "seconds between inventory samples in Result.timeline")
+    warmup: float = doc(0.0, "seconds from sale start left out of the steady-state latency figures "
+                             "(steady_requests, steady_p99, steady_ok_p99: requests that arrive later; "
+                             "0: no such figures)")
 
     def __post_init__(self) -> None:
         require(self.timeline_interval > 0, f"report.timeline_interval must be > 0 (got {self.timeline_interval})")
+        require(math.isfinite(self.warmup) and self.warmup >= 0, f"report.warmup must be >= 0 (got {self.warmup})")
 
 
 @dataclass(frozen=True)

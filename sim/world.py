@@ -145,7 +145,7 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     requests = requests_frame(log.t_arrival[:n], log.t_done[:n], log.outcome[:n], log.qty[:n],
                               log.node[:n], log.ops[:n], log.servable[:n])
     summary = summarize(cls.name, requests, inventory, [node.busy for node in world.cluster.nodes],
-                        horizon, strat.counters())
+                        horizon, strat.counters(), scenario.report.warmup)
     summary.update(soldout_figures(requests, checked=True))
     timeline_frame = pd.DataFrame(timeline)
     summary["stranded_unit_s"] = stranded_unit_seconds(timeline_frame)

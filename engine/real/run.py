@@ -110,7 +110,8 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
             restore()
     requests = _merge(load.logs, scenario)
     node_busy = [after - before for before, after in zip(cpu_before, load.cpu)]
-    summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters)
+    summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters,
+                        scenario.report.warmup)
     summary.update(load.errors.figures())
     summary.update(send_lag_figures(load.logs))
     # No exact global state at the instant of a refusal or a timeout on real servers: NaN, not a guess.

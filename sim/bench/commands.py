@@ -2,7 +2,7 @@
 
     flashsim sweep FILE [--workers N] [--dask ADDRESS] [--out DIR] [--quiet]
     flashsim plot RESULTS_DIR [--format png|svg ...] [--out DIR]
-    flashsim plan --peak RATE --p99 SECONDS [--stock N] [--of all|ok] [SCENARIO.toml] [--set k=v ...]
+    flashsim plan --peak RATE --p99 SECONDS [--profile NAME] [--warmup S] [--of all|ok] [SCENARIO.toml] [--set k=v ...]
 
 Listed in :data:`sim.cli.main.COMMANDS`, which imports this module when one of them runs.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 
 from engine.scenario import Scenario
 from sim import profiles
-from sim.bench.plan import DEFAULT_SIZES, plan
+from sim.bench.plan import DEFAULT_MAX_INSTANCES, DEFAULT_SIZES, STOCK_MARGIN, WARMUP_SHARE, plan
 from sim.bench.plots import FORMATS, plot_results
 from sim.bench.runner import default_workers, run_sweep
 from sim.bench.sweep import load_sweep
@@ -94,16 +94,31 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Size the sharded strategy for a sustained peak: the fewest Redis shards (with a generous app fleet), "
+        "then the fewest app instances at that shard count, whose steady-state p99 (after the warm-up) meets "
+        "the SLO with no false sold-out. The load is Poisson at --peak for workload.duration with stock that "
+        "outlasts it. Prints every candidate probed, the answer, and for the answer and the largest failing "
+        "shard count and fleet the utilisation of the busiest Redis node and app instance and the tier that "
+        "limits (redis, app, or neither: SLO met). Use --profile so the app tier costs what it measured.")
     scenario_arguments(parser)
     parser.add_argument("--peak", type=float, required=True, metavar="RATE", help="peak offered load, requests/s")
-    parser.add_argument("--p99", type=float, required=True, metavar="SECONDS", help="latency SLO: p99 <= this")
-    parser.add_argument("--stock", type=int, help="units on sale (default: the scenario's)")
+    parser.add_argument("--p99", type=float, required=True, metavar="SECONDS",
+                        help="latency SLO: steady-state p99 <= this")
+    parser.add_argument("--stock", type=int, help=f"units on sale (default: the scenario's, raised to "
+                                                  f"{STOCK_MARGIN} x peak x duration x qty so it never sells out)")
+    parser.add_argument("--warmup", type=float, metavar="SECONDS",
+                        help=f"judge latency on requests arriving after this (default {WARMUP_SHARE:g} x "
+                             "workload.duration)")
     parser.add_argument("--of", choices=("all", "ok"), default="all",
-                        help="whose p99: every buyer, sold-out answers included (default), or successful buyers only")
+                        help="whose p99: every buyer (default), or successful buyers only")
     parser.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.split(",")), default=DEFAULT_SIZES,
                         help=f"sub-domain sizes to try, comma-separated (default {','.join(map(str, DEFAULT_SIZES))})")
     parser.add_argument("--partitions-per-node", type=_workers, default=4, help="partitions on each shard (default 4)")
     parser.add_argument("--max-shards", type=_workers, default=64, help="give up above this many shards (default 64)")
+    parser.add_argument("--max-instances", type=_workers, default=DEFAULT_MAX_INSTANCES,
+                        help=f"the generous fleet of the shard search and the largest fleet tried "
+                             f"(default {DEFAULT_MAX_INSTANCES}; app.workers each, as the scenario says)")
     parser.add_argument("--replications", type=_workers, default=3, help="replications per candidate (default 3)")
     parser.add_argument("--workers", type=_workers, default=None, help="local worker processes (default: all cores)")
     parser.add_argument("--dask", metavar="ADDRESS", help="run the probes on this Dask scheduler")
@@ -113,14 +128,20 @@ def _plan(args: argparse.Namespace) -> int:
     kwargs = {"results_root": args.out} if args.out else {}
     result = plan(args.peak, args.p99, args.stock, scenario_from(args), sizes=args.sizes,
                   partitions_per_node=args.partitions_per_node, max_shards=args.max_shards,
-                  replications=args.replications, seed=args.seed, workers=args.workers, dask=args.dask,
-                  quiet=args.quiet, of=args.of, **kwargs)
-    print("evidence (every candidate probed; p99 in ms, worst over replications):")
-    shown = result.evidence.assign(p99_worst=result.evidence["p99_worst"] * 1000,
-                                   p99_mean=result.evidence["p99_mean"] * 1000)
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+                  max_instances=args.max_instances, warmup=args.warmup, replications=args.replications,
+                  seed=args.seed, workers=args.workers, dask=args.dask, quiet=args.quiet, of=args.of, **kwargs)
+    print("evidence (every candidate probed; p99 in ms, worst over replications; utilisation of the busiest "
+          "Redis node and app instance, means over replications):")
+    shown = result.evidence.drop(columns=["partitions", "p99_mean", "violations", "meets"])
+    shown = shown.assign(p99_worst=shown["p99_worst"] * 1000, app_wait_mean=shown["app_wait_mean"] * 1000)
+    print(shown.rename(columns={"subdomain_size": "size", "replications": "n", "app_wait_mean": "app_wait_ms",
+                                "p99_worst": "p99_ms", "goodput_mean": "goodput"})
+          .to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     print(f"runs: {result.path / 'runs.parquet'}")
     print(("answer: " if result.answer else "no answer: ") + result.describe())
+    print(f"limits (plan table: {result.path / 'plan.csv'}):")
+    for line in result.limits():
+        print(f"  {line}")
     return 0 if result.answer else 1
 
 

@@ -27,7 +27,8 @@ from sim.world import resolve_strategy, simulate
 def _fmt(value: Any, key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key in ("p50", "p95", "p99", "p999", "ok_p99", "served_p50", "served_p99", "time_to_sellout"):
+    if key in ("p50", "p95", "p99", "p999", "ok_p99", "served_p50", "served_p99", "steady_p99",
+               "steady_ok_p99", "time_to_sellout"):
         return f"{value * 1000:.3f} ms" if key != "time_to_sellout" else f"{value:.3f} s"
     if key.startswith("util_"):
         return f"{value:.1%}"
