@@ -43,6 +43,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="local", help="profile name (default local)")
     parser.add_argument("--out", type=Path, help="where to write the profile (default results/profiles/NAME.toml)")
     parser.add_argument("--quick", action="store_true", help="small, fast measurements (tests, a first look)")
+    parser.add_argument("--repeat", type=int, default=1, help="full measurements; the profile takes each value's "
+                        "median over them (a noisy machine: 3; default 1)")
     parser.add_argument("--workers", type=int, default=1, help="real-driver processes of the CPU runs: the app fleet the profile describes (default 1)")
 
 
@@ -62,6 +64,8 @@ def _out_path(args: argparse.Namespace) -> Path:
 def _calibrate(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise CliError(f"--workers must be >= 1 (got {args.workers})")
+    if not 1 <= args.repeat <= 20:
+        raise CliError(f"--repeat must be in 1..20 (got {args.repeat})")
     path = _out_path(args)
     # real-mode modules load only when this command runs
     import redis
@@ -87,7 +91,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         options = Options(RedisTarget.from_options(url, password), lambda: record(600 if args.quick else 3000),
                           args.name, args.quick,
                           args.db_url or os.environ.get("FLASHSIM_DB_URL") or None, args.workers,
-                          "flashsim " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else "", owned)
+                          "flashsim " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else "", owned,
+                          repeat=args.repeat)
         profile = calibrate(options, log)
     except TargetError as err:
         raise CliError(str(err)) from None

@@ -171,3 +171,18 @@ def test_validate_applies_a_profile_to_every_point(tmp_path, capsys):
     assert transform(Scenario()).redis.command == Dist("deterministic", 1.5e-06)
     assert transform(Scenario().with_overrides(["sale.stock=7"])).sale.stock == 7
     assert "zz.unknown" in capsys.readouterr().err
+
+
+def test_repeated_calibrations_take_each_values_median():
+    from engine.real.calibrate import median_values
+
+    runs = [{"app.cpu_op": 1e-5, "db.commit_path": "group_commit", "db.commit": {"kind": "lognormal", "mean": 3e-4, "cv": 0.3},
+             "app.wake": {"after": 1e-4, "base": 0.0, "per_idle": 0.05, "cap": 2e-4}},
+            {"app.cpu_op": 9e-5, "db.commit_path": "group_commit", "db.commit": {"kind": "lognormal", "mean": 9e-4, "cv": 0.3},
+             "app.wake": {"after": 1e-4, "base": 1e-5, "per_idle": 0.06, "cap": 1e-4}},
+            {"app.cpu_op": 2e-5, "db.commit_path": "binlog_sync", "db.commit": {"kind": "lognormal", "mean": 4e-4, "cv": 0.3},
+             "app.wake": {"after": 1e-4, "base": 2e-5, "per_idle": 0.04, "cap": 3e-4}}]
+    got = median_values(runs)
+    assert got["app.cpu_op"] == 2e-5 and got["db.commit_path"] == "group_commit"  # one noisy run does not decide
+    assert got["db.commit"] == {"kind": "lognormal", "mean": 4e-4, "cv": 0.3}
+    assert got["app.wake"] == {"after": 1e-4, "base": 1e-5, "per_idle": 0.05, "cap": 2e-4}

@@ -26,6 +26,7 @@ import importlib.metadata
 import os
 import platform
 import socket
+import statistics
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class Options:
     command: str = ""  # the command line, recorded in the profile
     owned: bool = False  # flashsim started the Redis server for this calibration
     extra: dict[str, Any] = field(default_factory=dict)
+    repeat: int = 1  # full measurements; the profile takes each derived value's median over them
 
 
 def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
@@ -100,6 +102,37 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
         asyncio.run(db_costs.settings(server))
     log("recording the Redis calls of simulated sales")
     traces = options.traces()
+    raws = []
+    for round_ in range(max(1, options.repeat)):
+        if options.repeat > 1:
+            log(f"measurement {round_ + 1} of {options.repeat}")
+        one: dict[str, Any] = {"redis": dict(raw["redis"])}
+        versions = _measure(options, plan, node, namespace, server, traces, one, log, f"{namespace}-r{round_}")
+        raws.append(one)
+    raw = raws[0]
+    derived = [derive(one) for one in raws]
+    values = median_values(derived)
+    if len(raws) > 1:
+        raw["repeats"] = {"count": len(raws), "derived": derived}
+    scenario = {k: v for k, v in values.items() if known_key(k)}
+    measured = {k: v for k, v in values.items() if not known_key(k)}
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return {
+        "profile": {"name": options.name, "date": now.isoformat().replace("+00:00", "Z"),
+                    "command": options.command, "quick": options.quick},
+        "machine": _machine(),
+        "versions": versions,
+        "scenario": scenario,
+        "measured": measured,
+        "raw": raw,
+    }
+
+
+def _measure(options: Options, plan: Plan, node: Node, namespace: str, server: Any,
+             traces: Sequence[Sequence[Eval]], raw: dict[str, Any], log: Callable[[str], None],
+             runs: str) -> dict[str, str]:
+    """One full measurement into ``raw`` (``runs``: the prefix of its real runs' namespaces); returns the
+    servers' versions."""
     log(f"redis: round trip ({plan.rtt} PINGs)")
     raw["redis"]["round_trip"] = redis_costs.round_trip(node, plan.rtt)
     log(f"redis: fixed costs (redis-benchmark PING, depths {', '.join(map(str, plan.depths))})")
@@ -118,10 +151,10 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
                                                      fixed["command"], fixed["batch"])
     log(f"driver: CPU busy, single, refusing{', recording' if options.db_url else ''} "
         f"({plan.driver_seconds:g} s and {2 * plan.driver_seconds:g} s each), per op ({plan.driver_buyers:,} tasks)")
-    raw["driver"] = driver_cpu.measure(options.target, node, namespace, plan.driver_buyers, options.workers,
+    raw["driver"] = driver_cpu.measure(options.target, node, runs, plan.driver_buyers, options.workers,
                                        plan.driver_seconds, options.db_url)
     log(f"driver: idle wake-up (one closed-loop buyer, think {', '.join(f'{g * 1e3:g}' for g in wake.THINKS)} ms)")
-    raw["wake"] = wake.measure(options.target, namespace, plan.wake_duration, plan.wake_rounds,
+    raw["wake"] = wake.measure(options.target, runs, plan.wake_duration, plan.wake_rounds,
                                raw["driver"]["cpu_wakeup"])
     versions = {"python": platform.python_version(), "flashsim": _flashsim_version(),
                 "redis": raw["redis"]["server"].get("redis_version", "?")}
@@ -130,19 +163,25 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
         raw["db"] = asyncio.run(db_costs.measure(server, plan.db_count, plan.concurrency, plan.db_seconds,
                                                  plan.slap_at, plan.slap_queries))
         versions["mariadb"] = str(raw["db"]["settings"].get("version", "?"))
-    values = derive(raw)
-    scenario = {k: v for k, v in values.items() if known_key(k)}
-    measured = {k: v for k, v in values.items() if not known_key(k)}
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    return {
-        "profile": {"name": options.name, "date": now.isoformat().replace("+00:00", "Z"),
-                    "command": options.command, "quick": options.quick},
-        "machine": _machine(),
-        "versions": versions,
-        "scenario": scenario,
-        "measured": measured,
-        "raw": raw,
-    }
+    return versions
+
+
+def median_values(derived: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each key's median over repeated measurements (numbers; a Dist's mean; each field of a table)."""
+    out: dict[str, Any] = {}
+    for key, first in derived[0].items():
+        values = [d[key] for d in derived if key in d]
+        if isinstance(first, (bool, str)):
+            out[key] = max(set(values), key=values.count)  # the most frequent (a commit path, a name)
+        elif isinstance(first, (int, float)):
+            out[key] = statistics.median(values)
+        elif isinstance(first, dict):
+            out[key] = {field: (statistics.median([v[field] for v in values])
+                                if isinstance(value, (int, float)) and not isinstance(value, bool) else value)
+                        for field, value in first.items()}
+        else:
+            out[key] = first
+    return out
 
 
 def derive(raw: dict[str, Any]) -> dict[str, Any]:
