@@ -64,7 +64,19 @@ class Strategy:
         raise NotImplementedError
 
     def background(self) -> list[Ops]:
+        """Every background generator (triggers, refreshers, consumers), in a fixed order."""
         return []
+
+    def background_of(self, instance: int | None) -> list[Ops]:
+        """The background generators app instance ``instance`` runs; ``None``: the fleet's own
+        (one copy for the whole fleet, e.g. the pipeline's consumers), run by instance 0.
+
+        Together they are :meth:`background`. A strategy whose background work belongs to
+        instances (a registry each instance refreshes) overrides both; the default gives the
+        whole list to the fleet. The simulator runs each instance's on that instance's CPU; real
+        mode runs them in the worker process that hosts the instance.
+        """
+        return self.background() if instance is None else []
 
     def drain(self) -> Ops:
         return

@@ -127,8 +127,14 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     timeline: list[dict[str, float]] = []
     smallest = int(schedule.qty.min()) if schedule is not None and len(schedule) else scenario.workload.qty.low
     sampler = _TimelineSampler(env, strat, world.read, scenario.report.timeline_interval, t0, timeline, smallest)
-    for gen in strat.background():
-        world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND)
+    if world.app is None:  # no CPU to run it on: the fixed order of Strategy.background()
+        for gen in strat.background():
+            world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND)
+    else:  # each instance's on its own CPU, the fleet's on instance 0
+        for owner in (None, *range(len(world.app.instances))):
+            cpu = world.app.instances[0 if owner is None else owner]
+            for gen in strat.background_of(owner):
+                world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND, cpu)
     clients.start()
     if isinstance(clients, OpenLoopClients):
         clients.run(until=clients_done)

@@ -39,7 +39,7 @@ from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register the
 from engine.real.eventloop import run_precise
 from engine.real.interpreter import RealInterpreter
 from engine.real.links import RedisLinks
-from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, wait_barrier
+from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, hosted, wait_barrier
 from engine.real.servers import NamespaceInUse, Servers
 from engine.real.sql import MAX_POOL_PER_PROCESS
 from engine.real.target import RedisTarget, TargetError, Topology, discover
@@ -303,8 +303,14 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
         clients: Any = (ClosedLoopUsers if plan.schedule is None else OpenLoopSender)(interpreter, strat.deduct, plan)
         if plan.t0 > loop.time():
             await asyncio.sleep(plan.t0 - loop.time())
-        if plan.index == 0:  # at the sale start, as in the simulator (triggers keep their phase)
-            for gen in strat.background():
+        # at the sale start, as in the simulator (triggers keep their phase): each worker runs the
+        # background work of the instances it hosts (their registries' refreshers); worker 0 also
+        # the fleet's own (the pipeline's triggers and consumers)
+        owners: list[int | None] = list(hosted(plan.index, plan.workers, strat.scenario.app.instances))
+        if plan.index == 0:
+            owners.insert(0, None)
+        for owner in owners:
+            for gen in strat.background_of(owner):
                 interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
         await clients.run()
         t_clients = loop.time() - plan.origin

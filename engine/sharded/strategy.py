@@ -278,6 +278,16 @@ class Sharded(Strategy):
             gens += self.pipeline.background()
         return gens
 
+    def background_of(self, instance: int | None) -> list[Ops]:
+        if instance is None:
+            return self.pipeline.background() if self.pipeline is not None else []
+        app = self.apps[instance]
+        gens = [self._refresher(app, i) for i in range(len(self.parts))]
+        gens.append(self._pool_refresher(app))
+        if math.isfinite(self.cfg.recovery_interval):
+            gens += [app.recovery.loop(i) for i in range(len(self.parts)) if self.owner(i) is app]
+        return gens
+
     def drain(self) -> Ops:
         """Finish every injection job, then count (and optionally return) what partitions hold.
 

@@ -169,3 +169,43 @@ def test_the_wake_fit_recovers_a_linear_excess_and_splits_it_between_app_and_nod
     assert fitted["cap"] == pytest.approx((base + slope * 3e-3) / 2) and fitted["after"] == pytest.approx(0.125e-3)
     flat = fit(thinks, [hot] * len(thinks))  # no excess at all: nothing to model
     assert flat["base"] == 0.0 and flat["per_idle"] == 0.0 and not Wake(**flat).costs
+
+
+# ------------------------------------------------------------------ whose background work
+def test_each_instance_refreshes_its_own_registry_and_together_they_are_the_background():
+    from engine.sharded.strategy import Sharded
+
+    sc = Scenario().with_overrides(["app.instances=3", "sharded.partitions=4", "redis.nodes=2"])
+    strat = Sharded(sc, np.random.default_rng(0))
+    every = strat.background()
+    per = {k: strat.background_of(k) for k in (None, 0, 1, 2)}
+    assert sorted(g.__qualname__ for g in every) == sorted(g.__qualname__ for gens in per.values() for g in gens)
+    for k in (0, 1, 2):
+        apps = {id(g.gi_frame.f_locals.get("app", strat.apps[k])) for g in per[k]}
+        assert apps == {id(strat.apps[k])}  # instance k's generators serve its own registry only
+    for gens in per.values():
+        for g in gens:
+            g.close()
+    for g in every:
+        g.close()
+
+
+def test_with_the_tier_on_an_instances_background_runs_on_its_own_cpu(monkeypatch):
+    import sim.world
+
+    worlds = []
+    init = sim.world.World.__init__
+
+    def capture(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        worlds.append(self)
+
+    monkeypatch.setattr(sim.world.World, "__init__", capture)
+    sc = Scenario().with_overrides([
+        "strategy=sharded", "app.instances=3", "app.workers=1", f"app.cpu_op={OP}", "sharded.partitions=3",
+        "redis.nodes=1", "pipeline.enabled=false", "sale.stock=100", "sharded.recovery_interval=inf",
+        "sharded.refresh_interval=0.01"])
+    result = simulate(sc, seed=0, schedule=at_times(0.0, 0.3))  # two buyers: instances 0 and 1
+    assert result.summary["violations"] == 0
+    idle = worlds[0].app.instances[2]  # served nobody: its CPU worked only if its registry's refreshers ran on it
+    assert idle.busy >= 10 * OP
