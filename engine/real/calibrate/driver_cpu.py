@@ -23,9 +23,10 @@ idle one wakes up for each. So the CPU is measured in the two regimes:
   busy (the driver's per-turn costs, the poll and the socket calls, and redis-py
   packing and parsing one command at a time);
 - **refusing**: the busy run with no stock and the sold-out flag on (after the
-  first sold-out answer every request is refused without an op): what every
-  request costs to accept and answer, ``cpu_request`` (so ``cpu_refusal`` is 0
-  and ``cpu_op`` is *busy* minus *refusing* minus the op's items);
+  first sold-out answer every request is refused without an op): what a refusal
+  costs beyond ``cpu_request`` (``cpu_refusal``, 0 when lower: measured here a
+  refusal costs less than ``cpu_request``, which the model cannot express; see
+  docs/calibration.md);
 - **recording**: the busy run with the async pipeline on (needs the database):
   the difference per request is the CPU the pipeline spends per record (collect,
   publish, consume, apply, mark: ``app.cpu_record``);
@@ -36,8 +37,8 @@ idle one wakes up for each. So the CPU is measured in the two regimes:
   leaves out the detail-writing op's extra items;
 - **op alone**: the driver's interpreter and lanes running ``n`` tasks of one and
   of three EVALSHAs each (all started at once), in this process; three rounds,
-  alternated, medians: a cross-check of ``cpu_op`` (``in_process_op`` in the raw
-  figures), recorded, not used.
+  alternated, medians: ``cpu_op`` (its items' share, ``cpu_arg`` each, taken off);
+  ``cpu_request`` is then *busy* minus this op.
 
 The longer busy run also gives the mean pipeline depth the driver reached
 (EVALSHA calls per read, from the server's counters).
@@ -205,7 +206,8 @@ def measure(target: RedisTarget, node: Node, namespace: str, buyers: int, worker
     cpu_arg = max(0.0, (statistics.median(big) - statistics.median(small)) / (10 * PACKS))
     deduct_items = op_items(busy)
     detail_items = op_items(busy.with_overrides(["pipeline.enabled=true"]))
-    in_process_op = max(0.0, (three - one) / (2 * buyers))  # a deduct op, its items included (a cross-check)
+    cpu_op_all = max(0.0, (three - one) / (2 * buyers))  # a deduct op, its items included
+    cpu_op = max(0.0, cpu_op_all - cpu_arg * deduct_items)
 
     def per_request(pair: list[DriverRun]) -> float:
         short, long = pair
@@ -217,18 +219,15 @@ def measure(target: RedisTarget, node: Node, namespace: str, buyers: int, worker
     busy_cpu = per_request(runs["busy"])
     single_cpu = per_request(runs["single"])
     refusing_cpu = per_request(runs["refusing"])
-    # Every request is accepted and answered (a local refusal does only that); what a request
-    # with one op costs beyond it is the op's, its keys and arguments included.
-    cpu_request = refusing_cpu
-    cpu_op = max(0.0, busy_cpu - refusing_cpu - cpu_arg * deduct_items)
-    cpu_refusal = 0.0
+    cpu_request = max(0.0, busy_cpu - cpu_op_all)
+    cpu_refusal = max(0.0, refusing_cpu - cpu_request)
     cpu_record = (max(0.0, per_request(runs["recording"]) - busy_cpu - cpu_arg * (detail_items - deduct_items))
                   if "recording" in runs else None)
     long = runs["busy"][1]
     depth = long.evalsha / long.reads if long.reads > 0 else math.nan
     return {"cpu_request": cpu_request, "cpu_op": cpu_op, "cpu_refusal": cpu_refusal, "cpu_record": cpu_record,
             "cpu_arg": cpu_arg, "op_items": {"deduct": deduct_items, "deduct_detail": detail_items},
-            "refusing": refusing_cpu, "in_process_op": in_process_op,
+            "refusing": refusing_cpu,
             "cpu_wakeup": max(0.0, single_cpu - busy_cpu), "busy": busy_cpu, "single": single_cpu,
             "pipeline_depth": depth, "workers": workers, "seconds": seconds,
             "runs": {label: [vars(r) for r in pair] for label, pair in runs.items()},
