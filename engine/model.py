@@ -14,6 +14,7 @@ class Outcome(IntEnum):
     SOLD_OUT = 1  # refused: not enough stock (or so the strategy believed)
     TIMEOUT = 2  # the client gave up waiting
     ERROR = 3  # the strategy failed (e.g. a missing key, a lock-wait timeout)
+    GATED = 4  # refused by the gate (admission control) before the strategy ran: no token, no room
 
     @property
     def label(self) -> str:

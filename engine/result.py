@@ -78,6 +78,11 @@ def requests_frame(t_arrival: np.ndarray, t_done: np.ndarray, outcome: np.ndarra
     )
 
 
+def gated(requests: pd.DataFrame) -> int:
+    """Buyers refused by the gate (admission control): the ``gated`` outcome."""
+    return int((requests["outcome"].cat.codes.to_numpy() == Outcome.GATED).sum())
+
+
 def soldout_figures(requests: pd.DataFrame, checked: bool) -> dict[str, float]:
     """Buyers refused / timed out while servable, and the units they asked for.
 
@@ -140,7 +145,7 @@ def summarize(strategy: str, requests: pd.DataFrame, inventory: Inventory,
     last successful reply (the whole offered load). util_nodeK: busy time of
     Redis node K over the run. served, served_p50, served_p99: the requests
     that made at least one server round trip (``ops`` > 0) and their latency;
-    the rest were answered by the app alone (a local sold-out refusal).
+    the rest were answered by the app alone (a local sold-out refusal, a refusal by the gate).
     With ``warmup`` > 0 (``report.warmup``), the steady state after it:
     steady_requests, steady_p99, steady_ok_p99 (see :func:`steady_figures`).
     """

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.fields import Dist, Qty, ScenarioError, Wake, choice, doc, require
+from engine.gate.config import GateConfig
 from engine.lockdb.config import DbConfig
 from engine.pipeline.config import PipelineConfig
 from engine.sharded.config import ShardedConfig
@@ -204,6 +205,7 @@ class Scenario:
     workload: Workload = doc(Workload, "", factory=True)
     network: Network = doc(Network, "", factory=True)
     app: AppConfig = doc(AppConfig, "", factory=True)
+    gate: GateConfig = doc(GateConfig, "", factory=True)
     redis: RedisConfig = doc(RedisConfig, "", factory=True)
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)

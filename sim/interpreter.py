@@ -33,6 +33,7 @@ from typing import Any
 
 import simpy
 
+from engine.gate.admission import Gate
 from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep, Spawn
 from engine.pipeline.ops import Publish
@@ -74,8 +75,9 @@ class Interpreter:
     """
 
     def __init__(self, env: simpy.Environment, cluster: Any, app: AppTier | None = None,
-                 client_hop: ClientHop | None = None):
+                 client_hop: ClientHop | None = None, gates: list[Gate] | None = None):
         self.env = env
+        self.gates = gates  # the gate of each app instance (None: no admission control)
         self.cluster = cluster
         self.handlers: dict[type, Callable[[Task, Any], None]] = {}
         self.stopping = False  # set when the sale is over: background and spawned tasks end at their next wake
@@ -103,14 +105,45 @@ class Interpreter:
         return task
 
     def start_request(self, gen: Any, done: Done, deadline: float, tag: Any, instance: int) -> Task:
-        """Start a buyer's request on app instance ``instance`` (it has just reached it)."""
+        """Start a buyer's request on app instance ``instance`` (it has just reached it).
+
+        With a gate (``gate.rate``), the instance's gate decides first, at no server op: the
+        strategy runs now, or once the buyer's wait in the room is over, or never (the buyer
+        is refused by the gate now, or after waiting ``gate.max_wait``).
+        """
         if self._cpu_request is None:
             task = Task(gen, done, deadline, tag, TaskKind.REQUEST, instance)
         else:
             task = Task(gen, done, deadline, tag, TaskKind.REQUEST, instance,
                         self.app.instances[instance], self._cpu_request())  # type: ignore[union-attr]
+        if self.gates is not None:
+            now = self.env.now
+            ticket = self.gates[instance].arrive(now)
+            if not ticket.admitted:
+                if ticket.at > now:
+                    schedule_call(self.env, ticket.at - now, self._gate_refused, task)
+                else:
+                    self._refuse(task)
+                return task
+            if ticket.at > now:  # in the waiting room: the strategy runs when its token comes
+                self.wake_after(ticket.at - now, task, None)
+                return task
         self.resume(task, None)
         return task
+
+    def _gate_refused(self, event: Call) -> None:
+        task = event.value
+        if not task.finished:  # not abandoned by its buyer meanwhile (closed-loop timer)
+            self._refuse(task)
+
+    def _refuse(self, task: Task) -> None:
+        """The gate refuses the request: answered by the app like a local refusal, no server op."""
+        task.finished = True
+        task.gen.close()
+        if self._respond_late:
+            self._respond(task, Outcome.GATED)
+            return
+        task.done(task, Outcome.TIMEOUT if self.env.now > task.deadline else Outcome.GATED)
 
     def resume(self, task: Task, value: Any) -> None:
         send = task.gen.send

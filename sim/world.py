@@ -12,8 +12,17 @@ import pandas as pd
 import simpy
 
 from engine.distributions import sampler
+from engine.gate.admission import fleet, merged
 from engine.model import Inventory
-from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
+from engine.result import (
+    Result,
+    gated,
+    requests_frame,
+    soldout_figures,
+    stranded_unit_seconds,
+    stranded_units,
+    summarize,
+)
 from engine.scenario import Scenario, ScenarioError
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
@@ -47,7 +56,8 @@ class World:
         self.app = AppTier(scenario.app, streams.generator("app")) if scenario.app.costs_cpu else None
         hop = scenario.network.client
         self.client_hop = ClientHop(hop, sampler(hop, streams.generator("client"))) if hop.mean > 0 else None
-        self.interpreter = Interpreter(self.env, self.cluster, self.app, self.client_hop)
+        self.gates = fleet(scenario.gate, scenario.app.instances)  # admission control (None: off)
+        self.interpreter = Interpreter(self.env, self.cluster, self.app, self.client_hop, self.gates)
         self.cluster.interpreter = self.interpreter
         # Components answer reads of their own keys ("db:..." -> the DB) and add summary figures.
         self.readers: dict[str, Callable[[str], Any]] = {}
@@ -160,6 +170,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         summary.update(figures())
     if world.app is not None:
         summary.update(world.app.figures(t0, t0 + horizon))
+    if world.gates is not None:
+        summary.update(merged(world.gates).figures(gated(requests)))
     errors = world.interpreter.errors
     summary.update(errors.figures())
     if errors.warning():

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from engine.distributions import sampler
+from engine.gate.admission import Gate, GateStats, fleet, merged
 from engine.model import Outcome, Request
 from engine.real.interpreter import RealInterpreter, Task
 from engine.real.target import TargetError
@@ -66,6 +67,51 @@ class InstanceRouter:
         k = self.hosted[self.sent % len(self.hosted)]
         self.sent += 1
         return k
+
+
+class Admission:
+    """The gate of each instance this worker hosts, in front of the strategy (``gate`` section).
+
+    A buyer's request is started only once its instance's gate lets it through: at
+    once, or when its wait in the waiting room is over (a loop timer: the room really
+    waits); a refused buyer is answered "refused by the gate" (:attr:`Outcome.GATED`)
+    without running the strategy. With the gate off it is ``interpreter.start``.
+    """
+
+    def __init__(self, interpreter: RealInterpreter, plan: WorkerPlan):
+        self.interpreter = interpreter
+        app = plan.scenario.app
+        gates = fleet(plan.scenario.gate, app.instances)
+        self.gates: dict[int, Gate] | None = (
+            None if gates is None else {k: gates[k] for k in hosted(plan.index, plan.workers, app.instances)})
+
+    def start(self, gen: Any, done: Callable, deadline: float, tag: Any, instance: int) -> Task:
+        interpreter = self.interpreter
+        if self.gates is None:
+            return interpreter.start(gen, done, deadline, tag)
+        loop = interpreter.loop
+        now = loop.time()
+        ticket = self.gates[instance].arrive(now)
+        if ticket.admitted and ticket.at <= now:
+            return interpreter.start(gen, done, deadline, tag)
+        task = Task(gen, done, deadline, tag)  # not started: the strategy has not run yet
+        if ticket.admitted:  # the room: wake() starts it, or times it out if its buyer has gone
+            loop.call_at(ticket.at, interpreter.wake, task, None)
+        elif ticket.at <= now:
+            self._refuse(task)
+        else:
+            loop.call_at(ticket.at, self._refuse, task)
+        return task
+
+    def _refuse(self, task: Task) -> None:
+        if task.finished:  # its buyer gave up first (closed-loop timer)
+            return
+        task.finished = True
+        task.gen.close()
+        task.done(task, Outcome.TIMEOUT if self.interpreter.loop.time() > task.deadline else Outcome.GATED)
+
+    def stats(self) -> GateStats | None:
+        return None if self.gates is None else merged(list(self.gates.values()))
 
 
 YIELD_EVERY = 128  # arrivals released before letting the lanes write (when the sender is behind)
@@ -134,13 +180,14 @@ class OpenLoopSender:
         self.lag = np.zeros(n)
         self.pending = 0
         self.finished = 0
+        self.admission = Admission(interpreter, plan)
         self.all_done: asyncio.Future[None] = interpreter.loop.create_future()
 
     async def run(self) -> None:
         loop = self.interpreter.loop
         t0 = self.plan.t0
         timeout = self.plan.scenario.workload.timeout
-        start = self.interpreter.start
+        start = self.admission.start
         ids = self.indices.tolist()
         route = InstanceRouter(self.plan)
         lag = self.lag
@@ -152,7 +199,8 @@ class OpenLoopSender:
                 await asyncio.sleep(0)
             lag[j] = loop.time() - t_send
             self.pending += 1
-            start(self.deduct(Request(ids[j], self.qtys[j], t, route())), self._done, t_send + timeout, j)
+            app = route()
+            start(self.deduct(Request(ids[j], self.qtys[j], t, app)), self._done, t_send + timeout, j, app)
         if self.pending == 0 and not self.all_done.done():
             self.all_done.set_result(None)
         end = t0 + (self.times[-1] if self.times else 0.0) + timeout
@@ -197,6 +245,7 @@ class ClosedLoopUsers:
         self._think = sampler(workload.think, think_rng)
         self._next_qty = QtyStream(workload.qty, qty_rng)
         self._route = InstanceRouter(plan)
+        self.admission = Admission(interpreter, plan)
         self.users = len(range(plan.index, workload.users, plan.workers))
         self.rows: list[tuple[float, float, int, int, int, int]] = []  # t_arrival, t_done, outcome, qty, node, ops
         self._sent: dict[int, tuple[float, int]] = {}
@@ -231,8 +280,9 @@ class ClosedLoopUsers:
         t = now - self.plan.t0
         qty = self._next_qty()
         self._sent[request_id] = (t, qty)
-        task = self.interpreter.start(self.deduct(Request(request_id, qty, t, self._route())), self._done,
-                                      now + self.workload.timeout, request_id)
+        app = self._route()
+        task = self.admission.start(self.deduct(Request(request_id, qty, t, app)), self._done,
+                                    now + self.workload.timeout, request_id, app)
         if not task.finished and math.isfinite(self.workload.timeout):
             loop.call_later(self.workload.timeout, self._expire, task)
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.gate.admission import GateStats
 from engine.model import Inventory
 from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
 from engine.real.eventloop import run_precise
@@ -43,7 +44,15 @@ from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, Work
 from engine.real.servers import NamespaceInUse, Servers
 from engine.real.sql import MAX_POOL_PER_PROCESS
 from engine.real.target import RedisTarget, TargetError, Topology, discover
-from engine.result import Result, requests_frame, soldout_figures, stranded_unit_seconds, stranded_units, summarize
+from engine.result import (
+    Result,
+    gated,
+    requests_frame,
+    soldout_figures,
+    stranded_unit_seconds,
+    stranded_units,
+    summarize,
+)
 from engine.scenario import Scenario
 from engine.strategies import STRATEGIES, Strategy, strategy_class
 from engine.streams import Streams
@@ -114,6 +123,8 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                         scenario.report.warmup)
     summary.update(load.errors.figures())
     summary.update(send_lag_figures(load.logs))
+    if load.gate is not None:
+        summary.update(load.gate.figures(gated(requests)))
     # No exact global state at the instant of a refusal or a timeout on real servers: NaN, not a guess.
     summary.update(soldout_figures(requests, checked=False))
     timeline_frame = pd.DataFrame(load.timeline)
@@ -209,6 +220,7 @@ class _Load:
     cpu: list[float]  # Redis CPU seconds per master after the drain
     timeline: list[dict[str, float]]
     reconciliation: list[str]  # the pipeline's differences, as violations (worker 0 drains)
+    gate: GateStats | None = None  # the gates of every worker's instances, merged (None: no gate)
 
 
 def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, topology: Topology,
@@ -257,9 +269,14 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     errors = StrategyErrors()
     for out in outs:
         errors.merge(out["errors"])
+    gate: GateStats | None = None  # the gates of every worker's instances
+    for out in outs:
+        if out["gate"] is not None:
+            gate = gate or GateStats()
+            gate.merge(out["gate"])
     return _Load(logs=logs, counters=counters, events=[e for out in outs for e in out["events"]], errors=errors,
                  t0=t0, t_clients=max(o["t_clients"] for o in outs), cpu=outs[0]["cpu"], timeline=timeline,
-                 reconciliation=outs[0]["recon"])
+                 reconciliation=outs[0]["recon"], gate=gate)
 
 
 def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
@@ -329,7 +346,7 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
         return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
                 "errors": interpreter.errors, "t_clients": t_clients, "cpu": cpu,
                 "recon": strat.reconciliation_differences(),
-                "servers": drivers.figures(interpreter.drivers)}
+                "servers": drivers.figures(interpreter.drivers), "gate": clients.admission.stats()}
 
 
 async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,

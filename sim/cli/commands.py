@@ -28,7 +28,7 @@ def _fmt(value: Any, key: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if key in ("p50", "p95", "p99", "p999", "ok_p99", "served_p50", "served_p99", "steady_p99",
-               "steady_ok_p99", "time_to_sellout"):
+               "steady_ok_p99", "time_to_sellout", "gate_wait_mean", "gate_wait_max"):
         return f"{value * 1000:.3f} ms" if key != "time_to_sellout" else f"{value:.3f} s"
     if key.startswith("util_"):
         return f"{value:.1%}"
@@ -45,7 +45,7 @@ HEADLINE = ("requests", "ok", "sold_out", "timeout", "error", "sold", "remaining
 # (--all shows every figure every strategy reports).
 MECHANISM = ("false_sold_outs", "stranded", "injections", "switches", "db_lock_wait_mean", "db_lock_timeouts",
              "retries", "conflict_ratio", "db_txn", "db_write_reduction", "sync_lag_p99", "sync_differences",
-             "app_util_max", "app_wait_mean")
+             "app_util_max", "app_wait_mean", "gate_refused", "gate_queued", "gate_wait_mean")
 
 
 def table(results: Sequence[Result], everything: bool = True) -> str:
