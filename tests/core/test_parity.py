@@ -187,6 +187,12 @@ def traced(name: str, sink: Sink) -> type[Strategy]:
             return [recorded(g, sink, self.namespace, "background", "background", i)
                     for i, g in enumerate(super().background())]
 
+        def background_of(self, instance):  # real workers and the simulator's app tier ask per instance
+            if base.background_of is Strategy.background_of:  # the default goes through background()
+                return super().background_of(instance)
+            return [recorded(g, sink, self.namespace, "background", "background", f"{instance}:{i}")
+                    for i, g in enumerate(super().background_of(instance))]
+
         def drain(self):
             return recorded(super().drain(), sink, self.namespace, "drain", "drain", None)
 
