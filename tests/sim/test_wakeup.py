@@ -15,27 +15,12 @@ from engine.real.calibrate.wake import fit
 from engine.scenario import Scenario, ScenarioError
 from engine.streams import Streams
 from engine.tasks import TaskKind
-from engine.workload import Schedule
 from sim import simulate
 from sim.app import Instance
 from sim.world import World
+from tests.sim.test_app_tier import OP, D, H, R, S, at_times, trace_scenario
 
-H = 0.001  # client hop
-R, OP = 0.0002, 0.0001  # cpu_request, cpu_op
-D, S = 0.0001, 0.001  # Redis hop, Redis service
 W = 0.0003  # cpu_wakeup
-
-
-def at_times(*times):
-    return Schedule(np.array(times, dtype=float), np.ones(len(times), dtype=np.int64))
-
-
-def scenario(*extra):
-    return Scenario().with_overrides([
-        f"network.client={H}", f"network.redis={D}", f"redis.service.default={S}", "redis.nodes=1",
-        f"app.cpu_request={R}", f"app.cpu_op={OP}", "app.workers=1", "app.instances=1",
-        "sale.stock=100", "pipeline.enabled=false", *extra,
-    ])
 
 
 # ------------------------------------------------------------------ the Wake value
@@ -71,19 +56,19 @@ def test_an_idle_worker_wakes_up_and_pays_a_turn_only_for_io():
 
 # ------------------------------------------------------------------ exact request traces
 def test_a_request_on_an_idle_app_pays_a_turn_going_out_and_one_coming_back():
-    result = simulate(scenario(f"app.cpu_wakeup={W}"), seed=0, schedule=at_times(0.0))
+    result = simulate(trace_scenario(f"app.cpu_wakeup={W}"), seed=0, schedule=at_times(0.0))
     assert result.requests["t_done"].tolist() == pytest.approx([H + R + OP + W + 2 * D + S + W + H], abs=1e-12)
 
 
 def test_a_local_refusal_does_no_io_and_pays_no_turn():
-    result = simulate(scenario(f"app.cpu_wakeup={W}", "sale.stock=0"), seed=0, schedule=at_times(0.0, 0.1))
+    result = simulate(trace_scenario(f"app.cpu_wakeup={W}", "sale.stock=0"), seed=0, schedule=at_times(0.0, 0.1))
     second = result.requests.iloc[1]
     assert second["ops"] == 0 and second["latency"] == pytest.approx(H + R + H, abs=1e-12)
 
 
 def test_an_idle_redis_node_wakes_up_before_it_serves():
     wake = 0.002
-    result = simulate(scenario(f"redis.wake={{after=0.0, base={wake}, per_idle=0.0, cap={wake}}}"), seed=0,
+    result = simulate(trace_scenario(f"redis.wake={{after=0.0, base={wake}, per_idle=0.0, cap={wake}}}"), seed=0,
                       schedule=at_times(0.0, 0.0))
     a_done = H + R + OP + D + wake + S + D + H
     # B leaves the app at H+2(R+OP), finds the node busy with A: no wake-up, it queues
@@ -94,7 +79,7 @@ def test_an_idle_redis_node_wakes_up_before_it_serves():
 
 def test_each_key_and_argument_of_an_op_costs_cpu():
     arg = 0.00001
-    result = simulate(scenario(f"app.cpu_arg={arg}"), seed=0, schedule=at_times(0.0))
+    result = simulate(trace_scenario(f"app.cpu_arg={arg}"), seed=0, schedule=at_times(0.0))
     items = 3  # single_redis's deduct: two keys (stock, sold), one argument (qty)
     assert result.requests["t_done"].tolist() == pytest.approx([H + R + OP + items * arg + 2 * D + S + H], abs=1e-12)
 
@@ -104,7 +89,7 @@ REC = 0.00002  # app.cpu_record
 
 
 def world_with_mq(*extra):
-    return World(scenario("pipeline.enabled=true", f"app.cpu_record={REC}", "app.instances=2", *extra), Streams(0))
+    return World(trace_scenario("pipeline.enabled=true", f"app.cpu_record={REC}", "app.instances=2", *extra), Streams(0))
 
 
 def test_background_publish_and_consume_run_on_instance_zero_and_pay_per_record():
