@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from engine.faults.config import Fault, check_targets
 from engine.fields import Dist, Qty, ScenarioError, Wake, choice, doc, require
 from engine.gate.config import GateConfig
 from engine.lockdb.config import DbConfig
@@ -163,9 +164,27 @@ class RedisConfig:
     )
     wake: Wake = doc(Wake, "idle wake-up of a node: the delay before it starts a command that reaches it idle "
                            "for longer than wake.after", factory=True)
+    replicas: int = doc(0, "asynchronous replicas per master (0: a crashed master's slots are gone until it "
+                           "restarts; flashsim cluster up --replicas N)")
+    replica_lag: Dist = doc(lambda: Dist("deterministic", 0.001),
+                            "how long a write takes to reach a master's replica (asynchronous replication): "
+                            "what a crash loses", factory=True)
+    node_timeout: float = doc(15.0, "cluster-node-timeout, seconds: a crashed master's replica is promoted this "
+                                    "long after the crash (redis.conf default 15000 ms)")
+    wait_replicas: int = doc(0, "WAIT for this many replicas after each deduction (0: never; it narrows, never "
+                                "closes, the window for losing acknowledged writes)")
+    wait_timeout: float = doc(0.01, "WAIT timeout, seconds: the deduction is answered after it even if too few "
+                                    "replicas acknowledged")
 
     def __post_init__(self) -> None:
         require(1 <= self.nodes <= 1024, f"redis.nodes must be in 1..1024 (got {self.nodes})")
+        require(0 <= self.replicas <= 5, f"redis.replicas must be in 0..5 (got {self.replicas})")
+        require(math.isfinite(self.node_timeout) and self.node_timeout > 0,
+                f"redis.node_timeout must be > 0 seconds (got {self.node_timeout})")
+        require(0 <= self.wait_replicas <= self.replicas,
+                f"redis.wait_replicas must be in 0..redis.replicas ({self.replicas}) (got {self.wait_replicas})")
+        require(math.isfinite(self.wait_timeout) and self.wait_timeout > 0,
+                f"redis.wait_timeout must be > 0 seconds (got {self.wait_timeout})")
         if "default" not in self.service:  # a partial table adds to the defaults, never drops them
             object.__setattr__(self, "service", {**_default_service(), **self.service})
         require(math.isfinite(self.pipeline) and self.pipeline >= 1,
@@ -211,6 +230,12 @@ class Scenario:
     db: DbConfig = doc(DbConfig, "", factory=True)
     pipeline: PipelineConfig = doc(PipelineConfig, "", factory=True)
     sharded: ShardedConfig = doc(ShardedConfig, "", factory=True)
+    faults: dict[str, Fault] = doc(dict, "named faults injected during the run ([faults.NAME] tables: kind, at, "
+                                         "rate, node, instance, duration, factor, force; see docs/faults.md)",
+                                   factory=True)
+
+    def __post_init__(self) -> None:
+        check_targets(self.faults, self.redis.nodes, self.app.instances)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:

@@ -22,7 +22,7 @@ WITH_PYTHON = ["docs/usage.md", "docs/lockdb.md", "docs/single-redis.md", "docs/
 """Pages whose examples live in ``python`` blocks: each must keep at least one."""
 RUN_HERE = {"docs/usage.md"}
 """Pages whose ``flashsim`` lines this module runs (docs/bench.md and docs/real-mode.md have their own tests)."""
-FENCED = {"python": None, "text": None, "sh": None, "py": {"docs/real-mode.md"}, "toml": {"docs/bench.md"}}
+FENCED = {"python": None, "text": None, "sh": None, "py": {"docs/real-mode.md"}, "toml": {"docs/bench.md", "docs/faults.md"}}
 """Fences a page may use, and the pages allowed each one when only some are (the ones whose test reads it)."""
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 
