@@ -49,6 +49,7 @@ class StreamsMQ(Driver):
         self.clients: list[Redis] = []
         self.owner: list[int] = []
         self._groups: dict[str, asyncio.Future[None]] = {}
+        self._connecting: asyncio.Task[None] | None = None
         pipeline = getattr(context.scenario, "pipeline", None)
         self.ack_timeout = float(getattr(pipeline, "ack_timeout", 0.5))
         self.confirm_timeout = float(getattr(pipeline, "confirm_timeout", 0.05))
@@ -70,6 +71,11 @@ class StreamsMQ(Driver):
     async def _connect(self) -> None:
         if self.clients:
             return
+        if self._connecting is None:  # the first caller discovers; callers meanwhile wait for it
+            self._connecting = asyncio.get_running_loop().create_task(self._discover())
+        await asyncio.shield(self._connecting)
+
+    async def _discover(self) -> None:
         topology = await discover(self.context.target)
         self.owner = topology.owners()
         self.clients = [self.context.target.client(host, port, max_connections=256)
