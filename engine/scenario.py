@@ -101,8 +101,8 @@ class AppConfig:
     routing: str = doc("round_robin", "how requests are spread over the instances: round_robin | random")
     cpu_record: float = doc(0.0, "app CPU (s) per detail record the async pipeline moves (collect, publish, "
                                  "consume, apply, mark): half charged when its batch is published, half when it is "
-                                 "delivered to a consumer; background work runs on instance 0, spawned work on "
-                                 "its spawner's instance")
+                                 "delivered to a consumer; the fleet's background work runs on the pipeline "
+                                 "service, spawned work on its spawner's instance")
     cpu_arg: float = doc(0.0, "app CPU (s) per key and argument of a Redis op (the client packs and encodes each), "
                               "on top of cpu_op")
     cpu_wakeup: float = doc(0.0, "app CPU (s) of one event-loop turn (poll, callbacks, socket write), paid by a "

@@ -107,9 +107,32 @@ class Strategy:
         """
         return []
 
+    def reseed(self, rng: np.random.Generator) -> None:
+        """Make ``rng``'s state this strategy's own random choices from now on (real mode: one per worker).
+
+        In place: samplers built on ``self.rng`` keep their reference.
+        """
+        self.rng.bit_generator.state = rng.bit_generator.state
+
     def counters(self) -> dict[str, float]:
         """Strategy-specific figures for the summary (retries, injections, ...)."""
         return {}
+
+    def tally(self) -> dict[str, Any]:
+        """What this process counted (real mode: each worker and the pipeline service send theirs back)."""
+        return {"counters": self.counters()}
+
+    def merge_tallies(self, tallies: list[dict[str, Any]]) -> dict[str, float]:
+        """The fleet's counters from every process's :meth:`tally`: summed, except what a sum would break.
+
+        A strategy whose figures are not counts (percentiles, rates, ratios) overrides this and
+        recomputes them from the merged raw tallies.
+        """
+        merged: dict[str, float] = {}
+        for tally in tallies:
+            for key, value in tally["counters"].items():
+                merged[key] = merged.get(key, 0.0) + value
+        return merged
 
     def reconciliation(self) -> Reconciliation | None:
         """The sync pipeline's end-of-run reconciliation (after :meth:`drain`), or None without one."""

@@ -107,6 +107,9 @@ class AppTier:
         self.config = config
         self.instances = [Instance(k, config.workers, config.wake, config.cpu_wakeup)
                           for k in range(config.instances)]
+        # The pipeline service: the fleet's background work (the async pipeline's triggers and consumers)
+        # on one event loop of its own, as real mode runs it in a process of its own (engine.real.run).
+        self.service = Instance(config.instances, 1, config.wake, config.cpu_wakeup)
         self.cpu_request: Callable[[], float] = sampler(config.cpu_request, rng)
         self.cpu_op: Callable[[], float] = sampler(config.cpu_op, rng)
         self.cpu_refusal: Callable[[], float] = sampler(config.cpu_refusal, rng)
@@ -127,10 +130,11 @@ class AppTier:
             "app_util_max": float(max(util)),
             "app_wait_mean": sum(i.wait_total for i in self.instances) / segments if segments else 0.0,
             "app_wait_max": max(i.wait_max for i in self.instances),
+            "service_util": self.service.busy / span if span > 0 else float("nan"),
         }
 
     def reset_counters(self) -> None:
-        for instance in self.instances:
+        for instance in (*self.instances, self.service):
             instance.reset_counters()
 
 

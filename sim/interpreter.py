@@ -61,7 +61,7 @@ class Task:
         self.tag = tag  # the owner's bookkeeping (e.g. request index)
         self.kind = kind
         self.finished = False
-        self.app = app  # the app instance it runs on (other kinds than requests: instance 0)
+        self.app = app  # the app instance it runs on (the fleet's background: the pipeline service, index instances)
         self.cpu = cpu  # the app instance whose CPU runs it (None: CPU is free)
         self.charge = charge  # CPU owed, paid in the next segment
         self.lag = 0.0  # a finished request: seconds from now until the buyer has the answer
@@ -90,10 +90,11 @@ class Interpreter:
         self._cpu_op = app.cpu_op if app is not None else None
         self._cpu_arg = app.config.cpu_arg if app is not None else 0.0  # per key and argument of an Eval
         self._respond_late = app is not None or client_hop is not None  # a request's answer is not instant
-        # Background tasks (the pipeline's triggers and consumers) run on instance 0, as on worker 0
-        # in real mode; a spawned task on its spawner's instance. Half of app.cpu_record per record
-        # is charged when a batch is published, half when it is delivered to a consumer.
-        self._background_cpu = app.instances[0] if app is not None else None
+        # The fleet's background tasks (the pipeline's triggers and consumers) run on the pipeline
+        # service's CPU, as in their own process in real mode; an instance's own background work
+        # (world.py) on that instance; a spawned task on its spawner's. Half of app.cpu_record per
+        # record is charged when a batch is published, half when it is delivered to a consumer.
+        self._background_cpu = app.service if app is not None else None
         self.record_cost = app.config.cpu_record / 2 if app is not None else 0.0
 
     def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,

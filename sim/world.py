@@ -140,7 +140,7 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     if world.app is None:  # no CPU to run it on: the fixed order of Strategy.background()
         for gen in strat.background():
             world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND)
-    else:  # each instance's on its own CPU; the fleet's where the interpreter puts background work (instance 0)
+    else:  # each instance's on its own CPU; the fleet's on the pipeline service's (where the interpreter puts it)
         for owner in (None, *range(len(world.app.instances))):
             cpu = None if owner is None else world.app.instances[owner]
             for gen in strat.background_of(owner):

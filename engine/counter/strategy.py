@@ -20,6 +20,7 @@ from engine.counter.keys import StockKeys
 from engine.model import Inventory, Outcome, Request
 from engine.ops import Eval
 from engine.pipeline import Reconciliation, SyncPipeline
+from engine.pipeline.stats import SyncStats
 from engine.scripts import BAD_QTY, NO_STOCK_KEY, SOLD_OUT
 from engine.strategy import Ops, Read, Strategy
 
@@ -74,6 +75,15 @@ class SingleRedis(Strategy):
 
     def counters(self) -> dict[str, float]:
         return self.pipeline.counters() if self.pipeline is not None else {}
+
+    def tally(self) -> dict[str, Any]:
+        return {**super().tally(), "sync": self.pipeline.stats if self.pipeline is not None else None}
+
+    def merge_tallies(self, tallies: list[dict[str, Any]]) -> dict[str, float]:
+        merged = super().merge_tallies(tallies)
+        if self.pipeline is not None:  # records counted by the app workers, applied by the service
+            merged.update(self.pipeline.counters(SyncStats.merged([t["sync"] for t in tallies])))
+        return merged
 
     def reconciliation(self) -> Reconciliation | None:
         return self.pipeline.reconciliation if self.pipeline is not None else None

@@ -37,6 +37,30 @@ class SyncStats:
         self.drain_seconds = math.nan
         self._seen: set[str] = set()
 
+    @classmethod
+    def merged(cls, parts: list[SyncStats]) -> SyncStats:
+        """One process's view from several (real mode: app workers count records, the service applies them)."""
+        out = cls()
+        for part in parts:
+            for tag, seq in part.max_seq.items():
+                out.saw_record(tag, seq)
+            out.batches.update(part.batches)
+            out.batch_sizes.extend(part.batch_sizes)
+            for name in ("published", "unconfirmed", "given_up", "apply_failures", "ledger_failures", "txn",
+                         "applied_records", "duplicates_suppressed", "duplicate_batches", "redeliveries"):
+                setattr(out, name, getattr(out, name) + getattr(part, name))
+            out.applied_twice += part.applied_twice + len(out._seen & part._seen)  # taken as new in two processes
+            out._seen |= part._seen
+            out.lags.extend(part.lags)
+            out.record_times.extend(part.record_times)
+            out.first_commit = min(out.first_commit, part.first_commit) if not math.isnan(out.first_commit) \
+                else part.first_commit
+            out.last_commit = max(out.last_commit, part.last_commit) if not math.isnan(out.last_commit) \
+                else part.last_commit
+            if not math.isnan(part.drain_seconds):
+                out.drain_seconds = part.drain_seconds
+        return out
+
     def saw_record(self, tag: str, seq: int) -> None:
         if seq > self.max_seq.get(tag, 0):
             self.max_seq[tag] = seq

@@ -78,6 +78,7 @@ class SyncPipeline:
         self._flushing: set[str] = set()
         self._moves: deque[tuple[bool, str, int]] = deque()  # (pre-allocation?, partition, units), in order
         self._mover = False  # a task is writing _moves to the DB
+        self._with_keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # deduct_with: base KEYS -> with detail KEYS
         self._applying = 0  # deliveries being applied right now (drain waits for them)
         self.stats = SyncStats()
         self.reconciliation: Reconciliation | None = None
@@ -175,7 +176,10 @@ class SyncPipeline:
         """
         now = yield NOW
         seen = self.stats.max_seq.get(tag, 0)
-        reply = yield Eval(script, (*keys, *self.detail_keys(tag)), (*args, stamp(now), seen))
+        full = self._with_keys.get(keys)
+        if full is None:
+            full = self._with_keys[keys] = (*keys, *self.detail_keys(tag))
+        reply = yield Eval(script, full, (*args, stamp(now), seen))
         if reply[-2] > 0:
             yield from self.recorded(tag, reply[-2], reply[-1])
         return reply[:-2]
@@ -324,8 +328,9 @@ class SyncPipeline:
             else:
                 yield Sleep(self.config.poll)
 
-    def counters(self) -> dict[str, float]:
-        figures = self.stats.figures()
+    def counters(self, stats: SyncStats | None = None) -> dict[str, float]:
+        """Summary figures from this pipeline's stats (or from ``stats``: several processes' merged)."""
+        figures = (stats or self.stats).figures()
         recon = self.reconciliation
         if recon is not None:
             figures.update({

@@ -8,9 +8,13 @@ servers started after a deploy). Worker ``k`` of ``W``:
   arrival schedule at ``t0 + times[i]`` on the shared monotonic clock, whatever
   happened before; latency runs from that intended instant;
 - closed loop: runs users ``u % W == k``, each sending, waiting, thinking;
-- worker 0 also runs the strategy's background generators and, once every
-  worker's buyers are done (a barrier), its drain: worker 0 is the app
-  instance that owns the triggers, as in the simulator's single app.
+- each worker runs the background work of the app instances it hosts (a
+  sharded registry's refreshers), and, once its buyers are done, waits for the
+  tasks they spawned (refills, DB moves) before the barrier.
+
+One more process, the pipeline service (:attr:`WorkerPlan.service`), runs the
+fleet's background work (the async pipeline's triggers and consumers) and,
+once every worker's buyers are done (the barrier), the strategy's drain.
 
 Each worker process is the app tier's CPU for the instances it hosts
 (:func:`hosted`): worker ``k`` plays instances ``k, k + W, ...`` and routes
@@ -142,9 +146,14 @@ class WorkerPlan:
     origin: float  # loop time of Now() == 0
     t0: float  # loop time of the sale start
     schedule: Schedule | None  # open loop: the whole schedule (the worker takes its share)
-    barrier: Any  # multiprocessing.Barrier shared by the workers
+    barrier: Any  # multiprocessing.Barrier shared by the workers and the pipeline service
     progress: Any  # multiprocessing.Array('q', workers): requests finished per worker
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def service(self) -> bool:
+        """This process is the pipeline service (index ``workers``), not a load generator."""
+        return self.index >= self.workers
 
 
 @dataclass

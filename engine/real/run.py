@@ -8,8 +8,11 @@ arrival schedule (same seed => the same intended send times), the same
 1. discover the target (single node or cluster), refuse a namespace that
    already exists, load the scripts, run the strategy's ``setup``;
 2. fork ``workers`` load-generator processes (:mod:`engine.real.loadgen`),
-   sample the inventory from the servers every ``report.timeline_interval``
-   while they run, worker 0 drains;
+   the app instances, and one more, the *pipeline service*, which runs the
+   fleet's background work (the async pipeline's triggers and consumers: in
+   production a service of its own, not the app servers that answer buyers)
+   and, once every worker's buyers are done, the strategy's drain; sample the
+   inventory from the servers every ``report.timeline_interval`` meanwhile;
 3. read the final inventory back from the servers, check the invariants,
    delete the namespace (unless ``keep``).
 """
@@ -123,6 +126,8 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                         scenario.report.warmup)
     summary.update(load.errors.figures())
     summary.update(send_lag_figures(load.logs))
+    summary["driver_cpu_s"] = sum(load.process_cpu[:-1])  # the load generators' (app instances') CPU
+    summary["service_cpu_s"] = load.process_cpu[-1]  # the pipeline service's
     if load.gate is not None:
         summary.update(load.gate.figures(gated(requests)))
     # No exact global state at the instant of a refusal or a timeout on real servers: NaN, not a guess.
@@ -219,7 +224,8 @@ class _Load:
     t_clients: float  # seconds from the origin until the last worker's buyers were done
     cpu: list[float]  # Redis CPU seconds per master after the drain
     timeline: list[dict[str, float]]
-    reconciliation: list[str]  # the pipeline's differences, as violations (worker 0 drains)
+    reconciliation: list[str]  # the pipeline's differences, as violations (the pipeline service drains)
+    process_cpu: list[float]  # CPU seconds of each process since its fork: the workers', then the service's
     gate: GateStats | None = None  # the gates of every worker's instances, merged (None: no gate)
 
 
@@ -228,13 +234,14 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     """Fork the workers, sample the timeline while they run, gather their logs."""
     workers = options.workers
     ctx = multiprocessing.get_context("fork")
+    service = workers  # the pipeline service's plan index: after the load generators'
     schedule = None if scenario.workload.kind == "closed" else open_loop_schedule(scenario.workload, Streams(seed))
     total = len(schedule) if schedule is not None else None
-    barrier = ctx.Barrier(workers)
+    barrier = ctx.Barrier(workers + 1)
     done_counts = ctx.Array("q", workers, lock=False)
-    t0 = time.monotonic() + START_MARGIN + 0.05 * workers
+    t0 = time.monotonic() + START_MARGIN + 0.05 * (workers + 1)
     plans = [WorkerPlan(k, workers, scenario, seed, origin, t0, schedule, barrier, done_counts)
-             for k in range(workers)]
+             for k in range(workers + 1)]
     pipes, procs = [], []
     for plan in plans:
         parent, child = ctx.Pipe(duplex=False)
@@ -243,7 +250,7 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
         child.close()
         pipes.append(parent)
         procs.append(proc)
-    results: list[Any] = [None] * workers
+    results: list[Any] = [None] * (workers + 1)
     timeline: list[dict[str, float]] = []
     try:
         asyncio.run(_watch(strat, options.target, topology, scenario, t0, pipes, procs, results,
@@ -259,10 +266,7 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
         raise TargetError(f"real run failed: {failures[0] if failures else 'a worker died'}")
     outs = [r[1] for r in results]
     logs = [o["log"] for o in outs]
-    counters: dict[str, float] = {}
-    for out in outs:
-        for key, value in out["counters"].items():
-            counters[key] = counters.get(key, 0.0) + value
+    counters = strat.merge_tallies([out["tally"] for out in outs])  # the strategy's figures, over processes
     for out in outs:  # the servers' side (DB statements, MQ deliveries), summed over workers
         for key, value in out["servers"].items():
             counters[key] = counters.get(key, 0.0) + value
@@ -274,9 +278,10 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
         if out["gate"] is not None:
             gate = gate or GateStats()
             gate.merge(out["gate"])
-    return _Load(logs=logs, counters=counters, events=[e for out in outs for e in out["events"]], errors=errors,
-                 t0=t0, t_clients=max(o["t_clients"] for o in outs), cpu=outs[0]["cpu"], timeline=timeline,
-                 reconciliation=outs[0]["recon"], gate=gate)
+    return _Load(logs=logs[:service], counters=counters, events=[e for out in outs for e in out["events"]],
+                 errors=errors, t0=t0, t_clients=max(o["t_clients"] for o in outs[:service]),
+                 cpu=outs[service]["cpu"], timeline=timeline, reconciliation=outs[service]["recon"], gate=gate,
+                 process_cpu=[o["process_cpu"] for o in outs])
 
 
 def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
@@ -289,9 +294,9 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
     # here: single_redis, 256 closed-loop users, once per 0.5 s run).
     gc.freeze()
     try:
-        if plan.index > 0:  # own random choices per app instance (in place: samplers keep their reference)
+        if plan.index > 0:  # own random choices per process (in place: samplers keep their reference)
             fresh = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, 0x5EA1]))
-            strat.rng.bit_generator.state = fresh.bit_generator.state
+            strat.reseed(fresh)
         connections = len(topology.masters) * options.lanes + MAX_POOL_PER_PROCESS + 16
         work = _worker(plan, strat, options, topology, dataclasses.replace(context, worker=plan.index))
         if os.environ.get("FLASHSIM_PROFILE_WORKER"):  # cProfile of each worker, for finding the driver's costs
@@ -301,6 +306,7 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
             profiler.dump_stats(f"{os.environ['FLASHSIM_PROFILE_WORKER']}.{plan.index}")
         else:
             out = run_precise(work, connections)
+        out["process_cpu"] = time.process_time()  # a forked child's CPU clock starts at 0
         pipe.send(("ok", out))
     except BaseException as err:  # report every failure to the coordinator, then exit
         try:
@@ -315,38 +321,51 @@ def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topolo
 
 async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
                   context: drivers.Context) -> dict[str, Any]:
+    if plan.service:
+        return await _service(plan, strat, options, topology, context)
     loop = asyncio.get_running_loop()
     async with connected(options.target, context, plan.origin, options.lanes, topology) as interpreter:
         clients: Any = (ClosedLoopUsers if plan.schedule is None else OpenLoopSender)(interpreter, strat.deduct, plan)
         if plan.t0 > loop.time():
             await asyncio.sleep(plan.t0 - loop.time())
         # at the sale start, as in the simulator (triggers keep their phase): each worker runs the
-        # background work of the instances it hosts (their registries' refreshers); worker 0 also
-        # the fleet's own (the pipeline's triggers and consumers)
-        owners: list[int | None] = list(hosted(plan.index, plan.workers, strat.scenario.app.instances))
-        if plan.index == 0:
-            owners.insert(0, None)
-        for owner in owners:
+        # background work of the instances it hosts (their registries' refreshers)
+        for owner in hosted(plan.index, plan.workers, strat.scenario.app.instances):
             for gen in strat.background_of(owner):
                 interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
         await clients.run()
         t_clients = loop.time() - plan.origin
         plan.progress[plan.index] = clients.finished
+        # what the buyers set off (refills, the DB moves they queued) finishes here: the drain runs elsewhere
+        await asyncio.wait_for(interpreter.quiet(), DRAIN_BARRIER_TIMEOUT)
         await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
-        if plan.index == 0:
-            await interpreter.run_to_end(strat.drain(), TaskKind.DRAIN)
         interpreter.stopping = True
-        cpu: list[float] = []
-        if plan.index == 0:
-            servers = Servers(options.target, topology)
-            try:
-                cpu = await servers.cpu_seconds()
-            finally:
-                await servers.close()
-        return {"log": clients.log(), "counters": strat.counters(), "events": strat.event_log,
-                "errors": interpreter.errors, "t_clients": t_clients, "cpu": cpu,
-                "recon": strat.reconciliation_differences(),
+        return {"log": clients.log(), "tally": strat.tally(), "events": strat.event_log,
+                "errors": interpreter.errors, "t_clients": t_clients, "cpu": [], "recon": [],
                 "servers": drivers.figures(interpreter.drivers), "gate": clients.admission.stats()}
+
+
+async def _service(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
+                   context: drivers.Context) -> dict[str, Any]:
+    """The pipeline service: the fleet's background work from the sale start, then the drain."""
+    loop = asyncio.get_running_loop()
+    async with connected(options.target, context, plan.origin, options.lanes, topology) as interpreter:
+        if plan.t0 > loop.time():
+            await asyncio.sleep(plan.t0 - loop.time())
+        for gen in strat.background_of(None):
+            interpreter.start(gen, lambda _task, _value: None, kind=TaskKind.BACKGROUND)
+        await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
+        await interpreter.run_to_end(strat.drain(), TaskKind.DRAIN)
+        interpreter.stopping = True
+        servers = Servers(options.target, topology)
+        try:
+            cpu = await servers.cpu_seconds()
+        finally:
+            await servers.close()
+        return {"log": None, "tally": strat.tally(), "events": strat.event_log,
+                "errors": interpreter.errors, "t_clients": 0.0, "cpu": cpu,
+                "recon": strat.reconciliation_differences(),
+                "servers": drivers.figures(interpreter.drivers), "gate": None}
 
 
 async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,

@@ -31,6 +31,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from engine.streams import Uniforms
+
 
 class State(IntEnum):
     ACTIVE = 0
@@ -63,7 +65,7 @@ class Registry:
     node has fewer of this app's requests outstanding (ties: more stock).
     """
 
-    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator, apps: int = 1,
+    def __init__(self, nodes: list[int], policy: str, rng: np.random.Generator | Uniforms, apps: int = 1,
                  inflight_share: float = 1.0):
         if policy not in POLICIES:
             raise ValueError(f"unknown selection policy {policy!r}; choose from: {', '.join(POLICIES)}")
@@ -81,7 +83,8 @@ class Registry:
         self._free_version = -1
         self.sold = [0] * len(self.views)  # per partition: the largest sold counter a refresh read
         self.sold_total = 0
-        self._random = rng.random  # bound once: selection is on every request's path
+        # bound once: selection is on every request's path (registries sharing a generator share one Uniforms)
+        self._random = rng if isinstance(rng, Uniforms) else rng.random
 
     # --- selection --------------------------------------------------------
     def eligible(self, qty: int, tried: tuple[int, ...] = ()) -> list[int]:

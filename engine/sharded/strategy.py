@@ -35,9 +35,12 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engine.model import Inventory, Outcome, Request
 from engine.ops import NOW, Eval, Sleep, Spawn
 from engine.pipeline import Reconciliation, SyncPipeline
+from engine.pipeline.stats import SyncStats
 from engine.scripts import SOLD_OUT
 from engine.sharded.keys import PartitionKeys, PoolKeys, balanced_tags, hash_tags, pool_tag
 from engine.sharded.recovery import Recovery
@@ -45,6 +48,7 @@ from engine.sharded.registry import Registry, State
 from engine.sharded.twins import RETIRED, bounce_ticket
 from engine.slots import SlotMap
 from engine.strategy import Ops, Read, Strategy
+from engine.streams import Uniforms
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,8 @@ class Sharded(Strategy):
         self.part_node = [slots.node_of(p.a) for p in self.parts]
         self.pool_node = slots.node_of(self.pool.stock)
         instances = scenario.app.instances  # one registry per app instance of the fleet
-        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.rng, instances, cfg.inflight_share))
+        self.uniform = Uniforms(self.rng)  # the registries' one draw of self.rng, shared in call order
+        self.apps = [App(k, Registry(self.part_node, cfg.policy, self.uniform, instances, cfg.inflight_share))
                      for k in range(instances)]
         for app in self.apps:
             app.recovery = Recovery(self, app)
@@ -525,6 +530,26 @@ class Sharded(Strategy):
             returning += value(part.returned) - value(self.pool.back(i))
         in_flight = {name: units for name, units in (("injection", injecting), ("return", returning)) if units}
         return Inventory(initial=self.scenario.sale.stock, sold=sold, holders=holders, in_flight=in_flight)
+
+    def reseed(self, rng: np.random.Generator) -> None:
+        super().reseed(rng)
+        self.uniform.clear()  # numbers drawn from the old state are not this process's
+
+    def tally(self) -> dict[str, Any]:
+        return {**super().tally(), "node_ops": list(self.node_ops), "part_requests": list(self.part_requests),
+                "sync": self.pipeline.stats if self.pipeline is not None else None}
+
+    def merge_tallies(self, tallies: list[dict[str, Any]]) -> dict[str, float]:
+        merged = super().merge_tallies(tallies)
+        loads = [sum(ops) for ops in zip(*(t["node_ops"] for t in tallies))]
+        parts = [sum(n) for n in zip(*(t["part_requests"] for t in tallies))]
+        merged["skew"] = max(loads) / (sum(loads) / len(loads)) if sum(loads) else float("nan")
+        merged["partition_skew"] = max(parts) / (sum(parts) / len(parts)) if sum(parts) else float("nan")
+        if self.oracle is None:
+            merged["false_sold_outs"] = float("nan")
+        if self.pipeline is not None:  # records counted by the app workers, applied by the service
+            merged.update(self.pipeline.counters(SyncStats.merged([t["sync"] for t in tallies])))
+        return merged
 
     def counters(self) -> dict[str, float]:
         figures: dict[str, float] = dict(self.stats)

@@ -98,7 +98,8 @@ class SimDb:
         self.rows: dict[RowKey, Row] = {}
         self.threads = [0.0] * config.threads  # a heap of the times each server thread comes free
         self.lock_sys_free = 0.0  # when the global lock_sys mutex comes free
-        self.pools = [_Pool(k, config.pool_size) for k in range(scenario.app.instances)]
+        # one pool per app instance, and one for the pipeline service (index app.instances)
+        self.pools = [_Pool(k, config.pool_size) for k in range(scenario.app.instances + 1)]
         self.stats = dict.fromkeys(
             ("statements", "lock_waits", "lock_wait_time", "lock_timeouts", "deadlocks", "pool_waits",
              "pool_timeouts", "abandoned", "replies_to_gone", "commits", "rollbacks", "groups", "detect_time",

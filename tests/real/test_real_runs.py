@@ -112,6 +112,11 @@ def test_closed_loop_with_two_workers_on_the_shared_redis(redis_client, namespac
     assert result.requests["t_arrival"].is_monotonic_increasing
     assert result.summary["ok_qty"] == result.inventory.sold  # no timeouts at this load
     assert list(redis_client.scan_iter(match=f"{namespace}-run:*")) == []
+    # two app workers count records, the pipeline service applies them: merged, never summed
+    summary = result.summary
+    assert summary["sync_records"] == result.inventory.sold and summary["sync_backlog_end"] == 0
+    assert all(np.isfinite(summary[k]) and summary[k] >= 0 for k in ("sync_lag_p50", "sync_lag_max", "db_txn_per_s"))
+    assert summary["driver_cpu_s"] > 0 and summary["service_cpu_s"] > 0
 
 
 def test_unknown_op_stops_the_run_with_a_clear_message(cluster):

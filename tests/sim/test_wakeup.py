@@ -92,7 +92,7 @@ def world_with_mq(*extra):
     return World(trace_scenario("pipeline.enabled=true", f"app.cpu_record={REC}", "app.instances=2", *extra), Streams(0))
 
 
-def test_background_publish_and_consume_run_on_instance_zero_and_pay_per_record():
+def test_background_publish_and_consume_run_on_the_pipeline_service_and_pay_per_record():
     world = world_with_mq()
     records = [(i, 1, 0.0) for i in range(10)]
     got = []
@@ -109,10 +109,13 @@ def test_background_publish_and_consume_run_on_instance_zero_and_pay_per_record(
     world.interpreter.start(consumer(), lambda *_: None, math.inf, None, TaskKind.BACKGROUND)
     world.env.run(until=2.0)
     zero, one = world.app.instances
+    service = world.app.service
     assert got and got[0].records == 10
-    # consume, publish and ack each cost an op; half the per-record CPU at publish, half at delivery
-    assert zero.busy == pytest.approx(3 * OP + 10 * REC, abs=1e-12)
-    assert one.busy == 0.0
+    # consume, publish and ack each cost an op; half the per-record CPU at publish, half at delivery,
+    # all on the pipeline service's CPU (its own process in real mode), none on the app instances'
+    assert service.busy == pytest.approx(3 * OP + 10 * REC, abs=1e-12)
+    assert zero.busy == one.busy == 0.0
+    assert service.index == 2 and len(service.free) == 1  # one event loop, after the instances
 
 
 def test_a_spawned_task_runs_on_its_spawners_instance():
