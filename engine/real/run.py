@@ -126,6 +126,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
                         scenario.report.warmup)
     summary.update(load.errors.figures())
     summary.update(send_lag_figures(load.logs))
+    summary["redis_cpu_s"] = sum(node_busy)  # the masters' CPU over the run (INFO cpu, before and after)
     summary["driver_cpu_s"] = sum(load.process_cpu[:-1])  # the load generators' (app instances') CPU
     summary["service_cpu_s"] = load.process_cpu[-1]  # the pipeline service's
     if load.gate is not None:
