@@ -203,6 +203,19 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class HostConfig:
+    """The machine the servers run on (see docs/app-tier.md, "One host")."""
+
+    cores: int = doc(0, "CPU cores shared by every server of the model (0: each Redis node, app instance, the "
+                        "pipeline service and the DB has CPU of its own; N: every Redis command, app segment and "
+                        "DB statement also needs one of N cores, first come first served: one machine running "
+                        "everything, as real mode on a test box; flashsim calibrate measures it for local servers)")
+
+    def __post_init__(self) -> None:
+        require(0 <= self.cores <= 4096, f"host.cores must be in 0..4096 (got {self.cores})")
+
+
+@dataclass(frozen=True)
 class Report:
     timeline_interval: float = doc(0.01, "seconds between inventory samples in Result.timeline")
     warmup: float = doc(0.0, "seconds from sale start left out of the steady-state latency figures "
@@ -226,6 +239,7 @@ class Scenario:
     app: AppConfig = doc(AppConfig, "", factory=True)
     gate: GateConfig = doc(GateConfig, "", factory=True)
     redis: RedisConfig = doc(RedisConfig, "", factory=True)
+    host: HostConfig = doc(HostConfig, "", factory=True)
     report: Report = doc(Report, "", factory=True)
     db: DbConfig = doc(DbConfig, "", factory=True)
     pipeline: PipelineConfig = doc(PipelineConfig, "", factory=True)

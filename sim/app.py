@@ -39,13 +39,14 @@ import numpy as np
 from engine.distributions import sampler
 from engine.fields import Wake
 from engine.scenario import AppConfig, Dist
+from sim.host import Host
 
 
 class Instance:
     """One app instance's CPU: ``workers`` cores serving segments in arrival order."""
 
     __slots__ = ("index", "free", "busy", "segments", "wait_total", "wait_max", "wake", "cpu_wakeup", "plain",
-                 "charged")
+                 "charged", "host")
 
     def __init__(self, index: int, workers: int, wake: Wake | None = None, cpu_wakeup: float = 0.0):
         self.index = index
@@ -53,11 +54,17 @@ class Instance:
         self.cpu_wakeup = cpu_wakeup  # CPU of an event-loop turn, paid by a segment that wakes an idle worker
         self.plain = self.wake is None and cpu_wakeup == 0.0  # waking costs nothing: the interpreter's fast path
         self.charged = 0.0  # the CPU the last segment really cost (its cost, plus a wake-up turn)
+        self.host: Host | None = None  # the machine's cores it shares (host.cores; None: cores of its own)
         self.free = [0.0] * workers  # a heap of the times each worker comes free
         self.busy = 0.0  # CPU time handed out
         self.segments = 0
         self.wait_total = 0.0
         self.wait_max = 0.0
+
+    def share(self, host: Host) -> None:
+        """Run on ``host``'s cores as well as on this instance's workers (no more inlined fast path)."""
+        self.host = host
+        self.plain = False
 
     def run(self, t: float, cost: float, io: bool = True) -> float:
         """Queue a segment of ``cost`` seconds submitted at ``t``; return when it starts (it ends ``cost`` later).
@@ -87,10 +94,12 @@ class Instance:
                 if io:
                     cost += self.cpu_wakeup
             start = t
-        self.charged = cost
         if cost > 0.0:
-            heapreplace(free, start + cost)
             self.busy += cost
+            if self.host is not None:
+                start = self.host.start(start, cost)  # once a core of the machine is free too
+            heapreplace(free, start + cost)
+        self.charged = cost
         return start
 
     def reset_counters(self) -> None:

@@ -30,6 +30,7 @@ from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
 from sim.app import AppTier, ClientHop, routes
 from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
+from sim.host import Host
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Environment, schedule_call
 from sim.servers.redis_node import RedisCluster
@@ -54,6 +55,13 @@ class World:
         # The app tier costs events only when its CPU costs anything; otherwise requests run
         # on their instance for free (its state still matters: flags, registries, pools).
         self.app = AppTier(scenario.app, streams.generator("app")) if scenario.app.costs_cpu else None
+        # One machine under every server (host.cores > 0): their CPU work also takes one of its cores.
+        self.host = Host(scenario.host.cores, self.env) if scenario.host.cores else None
+        if self.host is not None:
+            for node in self.cluster.nodes:
+                node.host = self.host
+            for instance in (*self.app.instances, self.app.service) if self.app is not None else ():
+                instance.share(self.host)
         hop = scenario.network.client
         self.client_hop = ClientHop(hop, sampler(hop, streams.generator("client"))) if hop.mean > 0 else None
         self.gates = fleet(scenario.gate, scenario.app.instances)  # admission control (None: off)
@@ -115,6 +123,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         node.reset_counters()
     if world.app is not None:
         world.app.reset_counters()
+    if world.host is not None:
+        world.host.reset_counters()
     t0 = env.now
 
     clients_done = env.event()
@@ -170,6 +180,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         summary.update(figures())
     if world.app is not None:
         summary.update(world.app.figures(t0, t0 + horizon))
+    if world.host is not None:
+        summary.update(world.host.figures(t0, t0 + horizon))
     if world.gates is not None:
         summary.update(merged(world.gates).figures(gated(requests)))
     errors = world.interpreter.errors

@@ -97,6 +97,7 @@ class SimDb:
         self.committed: Tables = {}
         self.rows: dict[RowKey, Row] = {}
         self.threads = [0.0] * config.threads  # a heap of the times each server thread comes free
+        self.host = world.host  # the machine's cores its threads share (host.cores; None: CPU of its own)
         self.lock_sys_free = 0.0  # when the global lock_sys mutex comes free
         # one pool per app instance, and one for the pipeline service (index app.instances)
         self.pools = [_Pool(k, config.pool_size) for k in range(scenario.app.instances + 1)]
@@ -281,7 +282,9 @@ class SimDb:
 
     def _run_on_thread(self, now: float, service: float) -> float:
         free_at = heappop(self.threads)
-        finish = (now if now > free_at else free_at) + service
+        start = now if now > free_at else free_at
+        host = self.host
+        finish = (start if host is None else host.start(start, service)) + service
         heappush(self.threads, finish)
         return finish
 

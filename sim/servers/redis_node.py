@@ -37,6 +37,7 @@ from engine.distributions import sampler
 from engine.ops import Eval
 from engine.scenario import Dist, RedisConfig
 from engine.slots import SlotMap
+from sim.host import Host
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Call, schedule_call
 
@@ -83,6 +84,7 @@ class RedisNode:
         self._twins = {name: script.twin for name, script in scripts.REGISTRY.items()}
         self.pending: deque[tuple[float, Eval, Task]] = deque()  # queued, not yet started
         self._wake = config.wake if config.wake.costs else None  # idle wake-up (None: instant)
+        self.host: Host | None = None  # the machine's cores it shares (host.cores; None: a CPU of its own)
 
     def execute(self, t: float, op: Eval, task: Task) -> float:
         """Queue ``op`` arriving at time ``t``; return when its service ends.
@@ -100,6 +102,8 @@ class RedisNode:
             per_item = self._per_item.get(op.script)
             if per_item is not None:
                 service += per_item[0] * per_item[1](self.store, op.keys, op.args)
+        if self.host is not None:
+            start = self.host.start(start, service)  # once a core of the machine is free too
         finish = start + service
         self.free_at = finish
         self.busy += service

@@ -114,6 +114,9 @@ def calibrate(options: Options, log: Callable[[str], None] = lambda line: None) 
     values = median_values(derived)
     if len(raws) > 1:
         raw["repeats"] = {"count": len(raws), "derived": derived}
+    raw["host"] = host_cores(node.host, options.db_url)
+    if raw["host"]["cores"]:
+        values["host.cores"] = raw["host"]["cores"]
     scenario = {k: v for k, v in values.items() if known_key(k)}
     measured = {k: v for k, v in values.items() if not known_key(k)}
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -270,6 +273,22 @@ def _redis_server(node: Node) -> dict[str, Any]:
     finally:
         client.close()
     return {k: info[k] for k in ("redis_version", "io_threads_active", "multiplexing_api", "hz") if k in info}
+
+
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def host_cores(redis_host: str, db_url: str | None) -> dict[str, Any]:
+    """``host.cores``: this machine's cores when the servers measured run on it (loopback), else 0.
+
+    Then the load generator (the app tier), the Redis servers and the database share those cores,
+    and the model must say so (sim/host.py); servers elsewhere have CPU of their own.
+    """
+    hosts = [redis_host] + ([urlsplit(db_url).hostname or "127.0.0.1"] if db_url else [])
+    local = all(h.startswith(LOOPBACK) for h in hosts)
+    return {"cores": (os.cpu_count() or 0) if local else 0, "servers": hosts,
+            "why": "servers on loopback share this machine's cores with the load generator" if local
+            else "a server is on another machine: each keeps CPU of its own"}
 
 
 def _machine() -> dict[str, Any]:
