@@ -1,0 +1,273 @@
+"""Faults in simulated time: the scenario's ``faults`` section, fired during the sale.
+
+Built only when the scenario has faults (or ``redis.wait_replicas``): :class:`~sim.world.World` then
+uses :class:`~sim.servers.redis_node.FaultyCluster` instead of the plain cluster, so a run without
+faults takes exactly the code and the random draws it always did.
+
+A fault fires ``at`` seconds after the sale starts, or at the times of a Poisson process of rate
+``rate`` from ``at`` on (drawn from the reserved ``faults`` random stream); faults fire while the buyers
+are still arriving or waiting, recoveries they scheduled happen whenever they are due, drain included.
+Each fired fault is one row of :meth:`Faults.table` (``Result.faults``). What each kind does is in
+docs/faults.md ("In the simulator").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.faults.config import Fault
+from engine.faults.losses import FaultLoss, acknowledged_units, broken_by_fault, inventory_losses
+from engine.fields import ScenarioError
+from engine.model import Inventory
+from engine.strategy import Strategy
+from engine.tasks import TaskKind
+from sim.interpreter import Task
+from sim.kernel import Call, schedule_call
+from sim.servers.redis_node import FaultyCluster, FaultyNode, RedisFault
+
+SIMULATED = ("redis_crash", "redis_failover", "redis_pause", "slow_node")
+"""The kinds the simulator injects so far; a scenario with another kind is refused (docs/faults.md)."""
+
+TABLE_COLUMNS = ("name", "kind", "target", "t_fire", "t_recovered", "requests_errored", "commands_lost",
+                 "writes_lost", "units_rolled_back", "units_restored", "units_vanished", "note")
+
+
+@dataclass
+class FaultRow:
+    """One fired fault and what it did (times in seconds from sale start)."""
+
+    name: str
+    kind: str
+    target: str
+    t_fire: float
+    t_recovered: float = math.nan  # service back (nan: never, within the run)
+    requests_errored: int = 0  # requests whose op this fault failed (each ended with ``error``)
+    commands_lost: int = 0  # commands the node held when it went away (queued, in service, WAIT pending)
+    writes_lost: int = 0  # scripts applied on the master that the new master lacks (or that died with it)
+    units_rolled_back: int = 0
+    units_restored: int = 0
+    units_vanished: int = 0
+    note: str = ""
+
+    def loss(self) -> FaultLoss:
+        return FaultLoss(self.name, self.kind, self.writes_lost, self.units_rolled_back, self.units_restored,
+                         self.units_vanished)
+
+
+def check_strategy(faults: dict[str, Fault], strategy: Strategy) -> None:
+    """Refuse, with a clear ScenarioError, a fault the simulator or the strategy cannot act on."""
+    for name, fault in faults.items():
+        if fault.kind not in SIMULATED:
+            raise ScenarioError(f"faults.{name}: kind {fault.kind!r} is not simulated yet (the simulator injects "
+                                f"{', '.join(SIMULATED)}; see docs/faults.md)")
+        if fault.targets_node and not strategy.keys():
+            raise ScenarioError(f"faults.{name}: a {fault.kind} fault acts on a Redis node, but strategy "
+                                f"{strategy.name!r} uses no Redis here (db_* strategies use it only with "
+                                f"db.read_cache = true)")
+        if fault.kind == "redis_failover" and strategy.scenario.redis.replicas < 1:
+            raise ScenarioError(f"faults.{name}: a redis_failover needs a replica to fail over to "
+                                f"(redis.replicas = 0)")
+
+
+class Faults:
+    """Fires the scenario's faults in one simulated sale and keeps their table."""
+
+    def __init__(self, world: Any, strategy: Strategy, t0: float):
+        scenario = world.scenario
+        check_strategy(scenario.faults, strategy)
+        self.world = world
+        self.env = world.env
+        self.cluster: FaultyCluster = world.cluster
+        self.strategy = strategy
+        self.t0 = t0
+        self.config = scenario.redis
+        self.rows: list[FaultRow] = []
+        self.rolled_back: list[Task] = []  # tasks whose applied script a promotion rolled back
+        self.running = True
+        self._rows: dict[str, FaultRow] = {}  # the row of the fault now holding each node down
+        self._rng = world.streams.generator("faults")
+        world.interpreter.fault_error = RedisFault
+        self.cluster.on_error = self._errored
+        for name, fault in scenario.faults.items():
+            delay = fault.at + (self._gap(fault) if fault.rate > 0 else 0.0)
+            schedule_call(self.env, delay, self._fire, (name, fault))
+
+    def stop(self) -> None:
+        """The buyers are done: no new fault fires (recoveries still happen)."""
+        self.running = False
+
+    def _gap(self, fault: Fault) -> float:
+        return float(self._rng.exponential(1.0 / fault.rate))
+
+    def _now(self) -> float:
+        return self.env.now - self.t0
+
+    def _inventory(self) -> Inventory:
+        return self.strategy.inventory(self.world.read)
+
+    def _errored(self, fault: str, task: Task) -> None:
+        row = self._rows.get(fault)
+        if row is not None and task.kind is TaskKind.REQUEST:
+            row.requests_errored += 1
+
+    # --- firing ------------------------------------------------------------------------------------
+
+    def _fire(self, event: Call) -> None:
+        name, fault = event.value
+        if not self.running:
+            return
+        if fault.rate > 0:
+            schedule_call(self.env, self._gap(fault), self._fire, (name, fault))
+        node = self.cluster.nodes[fault.node]
+        row = FaultRow(name, fault.kind, f"node {fault.node}", self._now())
+        self.rows.append(row)
+        if not node.up:
+            row.note = f"node {fault.node} already down (fault {node.fault!r}): nothing more to break"
+            return
+        self._rows[name] = row
+        getattr(self, f"_{fault.kind}")(name, fault, node, row)
+
+    def _redis_crash(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        now = self.env.now
+        before = self._inventory()
+        promote = node.replicas > 0
+        node.never_back = not promote and math.isinf(fault.duration)
+        self.cluster.go_down(node, name)
+        row.commands_lost = self.cluster.lose_outstanding(node, name, now)
+        if promote:
+            row.writes_lost = self._roll_back(node)
+            node.replicas -= 1
+            node.replica = None
+            after = self._inventory()
+            self._count_rollback(row, before, after)
+            schedule_call(self.env, self.config.node_timeout, self._promoted, (node, row))
+            if math.isfinite(fault.duration):  # the old master rejoins as a replica of the new one (once there is one)
+                schedule_call(self.env, max(fault.duration, self.config.node_timeout), self._rejoin, node)
+            row.note = (f"replica promoted after redis.node_timeout = {self.config.node_timeout} s "
+                        f"with the writes older than the replica lag")
+        else:
+            row.writes_lost = node.applied
+            node.applied = 0
+            node.store.clear()
+            node.log.clear()
+            after = self._inventory()
+            row.units_rolled_back = max(0, before.sold - after.sold)  # sales the node forgot
+            row.units_vanished = max(0, before.remaining - after.remaining)  # stock it took with it
+            if math.isfinite(fault.duration):
+                schedule_call(self.env, fault.duration, self._restarted, (node, row))
+                row.note = "no replica: the node restarts empty (no persistence) after `duration`"
+            else:
+                row.note = "no replica: the node's slots are gone for the rest of the run"
+
+    def _redis_failover(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        now = self.env.now
+        if not fault.force:
+            # CLUSTER FAILOVER: clients are paused while the replica catches up with the master's
+            # replication stream, then the replica is promoted: nothing is lost, the node (now the old
+            # replica) serves what waited once the catch-up and the redirect are over.
+            node.advance(now)
+            catch_up = max(0.0, node._last_arrival - now) + self.cluster._hop_mean
+            until = self.cluster.hold(node, catch_up)
+            node.sync_replica(math.inf)
+            row.t_recovered = until - self.t0
+            row.note = f"manual failover: the node held {catch_up:.6f} s while the replica caught up"
+            return
+        # TAKEOVER: the replica is promoted at once, without the writes it lacked; the old master's
+        # commands are lost and it rejoins as a replica.
+        before = self._inventory()
+        self.cluster.go_down(node, name)
+        row.commands_lost = self.cluster.lose_outstanding(node, name, now)
+        row.writes_lost = self._roll_back(node)
+        self._count_rollback(row, before, self._inventory())
+        node.replicate_from_scratch()
+        self.cluster.come_up(node)
+        row.t_recovered = self._now()
+        row.note = "forced failover (TAKEOVER): the replica's lag is lost"
+
+    def _redis_pause(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        row.t_recovered = self.cluster.hold(node, fault.duration) - self.t0
+        row.note = "DEBUG SLEEP: nothing served for `duration` after the command in service, then the backlog"
+
+    def _slow_node(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        undo = node.scale_service(fault.factor)
+        schedule_call(self.env, fault.duration, lambda _e: self._slow_over(undo, row), None)
+        row.note = f"service times x {fault.factor} for {fault.duration} s"
+
+    def _slow_over(self, undo: Any, row: FaultRow) -> None:
+        undo()
+        row.t_recovered = self._now()
+
+    # --- recoveries --------------------------------------------------------------------------------
+
+    def _roll_back(self, node: FaultyNode) -> int:
+        """Promote the replica's copy: the writes newer than the replica lag are lost. Returns how many."""
+        node.sync_replica(self.env.now)
+        lost = len(node.log)
+        self.rolled_back.extend(task for _, _, task in node.log)
+        node.log.clear()
+        node.store = node.replica if node.replica is not None else {}
+        node.replica = None
+        node.applied = 0
+        return lost
+
+    def _count_rollback(self, row: FaultRow, before: Inventory, after: Inventory) -> None:
+        row.units_rolled_back = max(0, before.sold - after.sold)
+        row.units_restored = max(0, after.remaining - before.remaining)
+
+    def _promoted(self, event: Call) -> None:
+        node, row = event.value
+        if node.replicas > 0:  # another replica resyncs from the new master
+            node.replicate_from_scratch()
+        self.cluster.come_up(node)
+        row.t_recovered = self._now()
+
+    def _restarted(self, event: Call) -> None:
+        node, row = event.value
+        self.cluster.come_up(node)
+        row.t_recovered = self._now()
+
+    def _rejoin(self, event: Call) -> None:
+        node = event.value
+        node.advance(self.env.now)
+        node.replicas += 1
+        node.replicate_from_scratch()
+
+    # --- the result ----------------------------------------------------------------------------------
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([row.__dict__ for row in self.rows], columns=list(TABLE_COLUMNS))
+
+    def losses(self) -> list[FaultLoss]:
+        return [row.loss() for row in self.rows]
+
+    def restored(self) -> int:
+        return sum(row.units_restored for row in self.rows)
+
+    def rolled_back_requests(self) -> np.ndarray:
+        """Indices of the requests whose applied deduction a promotion rolled back (the per-request check)."""
+        return np.array(sorted({task.tag for task in self.rolled_back if task.kind is TaskKind.REQUEST}),
+                        dtype=np.int64)
+
+    def account(self, summary: dict[str, Any], requests: pd.DataFrame, inventory: Inventory,
+                violations: list[str]) -> tuple[list[str], list[str]]:
+        """Add the loss figures to ``summary``; split ``violations`` into (violations, broken by fault)."""
+        codes = requests["outcome"].cat.codes.to_numpy()
+        qty = requests["qty"].to_numpy()
+        acknowledged = acknowledged_units(codes, qty)
+        summary.update(inventory_losses(inventory, acknowledged, self.restored()))
+        # the per-request check: acknowledged requests whose applied deduction a promotion rolled back
+        rolled = self.rolled_back_requests()
+        rolled = rolled[codes[rolled] == 0] if len(rolled) else rolled
+        summary["lost_acknowledged_requests"] = int(len(rolled))
+        summary["lost_acknowledged_checked"] = int(qty[rolled].sum()) if len(rolled) else 0
+        summary["faults_fired"] = len(self.rows)
+        summary["fault_errors"] = sum(row.requests_errored for row in self.rows)
+        ended = {sentence: "a fault failed its Redis op" for sentence in self.world.interpreter.fault_ended}
+        kept, broken = broken_by_fault(violations, self.losses(), ended)
+        summary["broken_by_fault"] = len(broken)
+        return kept, broken
