@@ -131,6 +131,8 @@ class Faults:
             return
         self._rows[name] = row
         getattr(self, f"_{fault.kind}")(name, fault, node, row)
+        if row.loss().lost_data:
+            self.world.interpreter.data_lost = True
 
     def _redis_crash(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
         now = self.env.now
@@ -267,7 +269,12 @@ class Faults:
         summary["lost_acknowledged_checked"] = int(qty[rolled].sum()) if len(rolled) else 0
         summary["faults_fired"] = len(self.rows)
         summary["fault_errors"] = sum(row.requests_errored for row in self.rows)
-        ended = {sentence: "a fault failed its Redis op" for sentence in self.world.interpreter.fault_ended}
+        if summary["oversold_promised"] > 0:  # never oversell, as the buyers were told
+            violations = [*violations, f"oversell: acknowledged {acknowledged} units > initial stock "
+                                       f"{inventory.initial} (oversold_promised {summary['oversold_promised']})"]
+        ended = {f"{int(count)} {what} (first at t={first - self.t0:.6f} s)":
+                 "a fault failed its Redis op, or lost the data it needed"
+                 for what, (count, first) in self.world.interpreter.fault_ended.items()}
         kept, broken = broken_by_fault(violations, self.losses(), ended)
         summary["broken_by_fault"] = len(broken)
         return kept, broken

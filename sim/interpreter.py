@@ -99,8 +99,11 @@ class Interpreter:
         # Faults (sim.faults sets these when the scenario has any): the exception type a fault raises in
         # a task (a request it ends is an ``error``, not a strategy error; any other task it ends is
         # noted in ``fault_ended`` instead of stopping the run).
+        # Once a fault has lost data (``data_lost``), an exception in a task other than a request (a
+        # trigger, a refill, the drain, finding keys gone) is its consequence: noted, and the run goes on.
         self.fault_error: type[Exception] | None = None
-        self.fault_ended: list[str] = []
+        self.fault_ended: dict[str, list[float]] = {}  # what ended them -> [how many, first time]
+        self.data_lost = False
 
     def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
               kind: TaskKind = TaskKind.REQUEST, cpu: Instance | None = None) -> Task:
@@ -272,13 +275,17 @@ class Interpreter:
     def _crashed(self, task: Task, err: Exception) -> None:
         """The failure rule of :mod:`engine.tasks`: a request errs, any other task stops the run."""
         task.finished = True
-        if self.fault_error is not None and isinstance(err, self.fault_error):
-            if task.kind is TaskKind.REQUEST:
+        if self.fault_error is not None:
+            caused = isinstance(err, self.fault_error)
+            if caused and task.kind is TaskKind.REQUEST:
                 task.done(task, Outcome.ERROR)
-            else:
-                self.fault_ended.append(f"a {task.kind.name.lower()} task ended at t={self.env.now:.6f} s: {err}")
+                return
+            if task.kind is not TaskKind.REQUEST and (caused or self.data_lost):
+                seen = self.fault_ended.setdefault(f"{task.kind.name.lower()} task ended by "
+                                                   f"{err.__class__.__name__}: {err}", [0, self.env.now])
+                seen[0] += 1
                 task.done(task, None)
-            return
+                return
         if task.kind is TaskKind.REQUEST:
             self.errors.record(err)
             task.done(task, Outcome.ERROR)

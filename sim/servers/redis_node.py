@@ -206,8 +206,8 @@ class RedisFault(Exception):
 class FaultyNode(RedisNode):
     """A master that can crash, fail over, pause or slow down, with an asynchronous replica.
 
-    Replication: every script applied on the master reaches the replica ``redis.replica_lag`` later, in
-    order (its arrival there is ``max(previous arrival, start + lag)``); the replica applies it with the
+    Replication: every script run on the master reaches the replica ``redis.replica_lag`` after it ends, in
+    order (its arrival there is ``max(previous arrival, finish + lag)``); the replica applies it with the
     same twin to its own copy of the store. ``log`` holds the scripts the replica has not applied yet, so
     a promotion keeps exactly the writes that had reached the replica and loses the rest.
     """
@@ -233,7 +233,7 @@ class FaultyNode(RedisNode):
         finish = super().execute(t, op, task)
         arrival = math.inf
         if self.replica is not None:
-            arrival = self.pending[-1][0] + self._lag()
+            arrival = finish + self._lag()  # the write is propagated once the script has run
             if arrival < self._last_arrival:
                 arrival = self._last_arrival
             self._last_arrival = arrival
@@ -257,6 +257,9 @@ class FaultyNode(RedisNode):
     def sync_replica(self, now: float) -> None:
         """Apply on the replica every logged script that has reached it by ``now``."""
         log, replica, twins = self.log, self.replica, self._twins
+        if replica is None:
+            log.clear()
+            return
         while log and log[0][0] <= now:
             _, op, _task = log.popleft()
             twins[op.script](replica, op.keys, op.args)
@@ -266,24 +269,28 @@ class FaultyNode(RedisNode):
         self.replica = copy.deepcopy(self.store)
         self.log.clear()
         meta = self.meta
-        for k, (start, _op, _task) in enumerate(self.pending):  # queued scripts replicate as they are applied
-            self._last_arrival = max(self._last_arrival, start + self._lag())
+        for k, (_start, _op, _task) in enumerate(self.pending):  # queued scripts replicate as they are applied
+            self._last_arrival = max(self._last_arrival, meta[k][1] + self._lag())
             meta[k] = (meta[k][0], meta[k][1], self._last_arrival)
 
     def scale_service(self, factor: float) -> Callable[[], None]:
         """slow_node: multiply every service time by ``factor``; returns the undo."""
         saved = (self._default, self._service, self._fixed, self._fixed_constant, self._per_item)
         default, service, fixed = self._default, self._service, self._fixed
-        self._default = lambda: factor * default()
-        self._service = {name: (lambda draw=draw: factor * draw()) for name, draw in service.items()}
+        self._default = _scaled(default, factor)
+        self._service = {name: _scaled(draw, factor) for name, draw in service.items()}
         if fixed is not None:
-            self._fixed = lambda: factor * fixed()
+            self._fixed = _scaled(fixed, factor)
         self._fixed_constant *= factor
         self._per_item = {name: (cost * factor, count) for name, (cost, count) in self._per_item.items()}
 
         def undo() -> None:
             self._default, self._service, self._fixed, self._fixed_constant, self._per_item = saved
         return undo
+
+
+def _scaled(draw: Callable[[], float], factor: float) -> Callable[[], float]:
+    return lambda: factor * draw()
 
 
 class FaultyCluster(RedisCluster):
