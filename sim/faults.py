@@ -104,7 +104,7 @@ class Faults:
     def _gap(self, fault: Fault) -> float:
         return float(self._rng.exponential(1.0 / fault.rate))
 
-    def _now(self) -> float:
+    def _sale_time(self) -> float:
         return self.env.now - self.t0
 
     def _inventory(self) -> Inventory:
@@ -124,7 +124,7 @@ class Faults:
         if fault.rate > 0:
             schedule_call(self.env, self._gap(fault), self._fire, (name, fault))
         node = self.cluster.nodes[fault.node]
-        row = FaultRow(name, fault.kind, f"node {fault.node}", self._now())
+        row = FaultRow(name, fault.kind, f"node {fault.node}", self._sale_time())
         self.rows.append(row)
         if not node.up:
             row.note = f"node {fault.node} already down (fault {node.fault!r}): nothing more to break"
@@ -188,7 +188,7 @@ class Faults:
         self._count_rollback(row, before, self._inventory())
         node.replicate_from_scratch()
         self.cluster.come_up(node)
-        row.t_recovered = self._now()
+        row.t_recovered = self._sale_time()
         row.note = "forced failover (TAKEOVER): the replica's lag is lost"
 
     def _redis_pause(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
@@ -202,7 +202,7 @@ class Faults:
 
     def _slow_over(self, undo: Any, row: FaultRow) -> None:
         undo()
-        row.t_recovered = self._now()
+        row.t_recovered = self._sale_time()
 
     # --- recoveries --------------------------------------------------------------------------------
 
@@ -226,12 +226,12 @@ class Faults:
         if node.replicas > 0:  # another replica resyncs from the new master
             node.replicate_from_scratch()
         self.cluster.come_up(node)
-        row.t_recovered = self._now()
+        row.t_recovered = self._sale_time()
 
     def _restarted(self, event: Call) -> None:
         node, row = event.value
         self.cluster.come_up(node)
-        row.t_recovered = self._now()
+        row.t_recovered = self._sale_time()
 
     def _rejoin(self, event: Call) -> None:
         node = event.value
