@@ -24,13 +24,15 @@ from engine.faults.config import Fault
 from engine.faults.losses import FaultLoss, acknowledged_units, broken_by_fault, inventory_losses
 from engine.fields import ScenarioError
 from engine.model import Inventory
+from engine.pipeline import SyncPipeline
+from engine.pipeline.ops import Ack, Consume, Publish
 from engine.strategy import Strategy
 from engine.tasks import TaskKind
 from sim.interpreter import Task
 from sim.kernel import Call, schedule_call
 from sim.servers.redis_node import FaultyCluster, FaultyNode, RedisFault
 
-SIMULATED = ("redis_crash", "redis_failover", "redis_pause", "slow_node")
+SIMULATED = ("redis_crash", "redis_failover", "redis_pause", "slow_node", "partition", "mq_outage", "consumer_crash")
 """The kinds the simulator injects so far; a scenario with another kind is refused (docs/faults.md)."""
 
 TABLE_COLUMNS = ("name", "kind", "target", "t_fire", "t_recovered", "requests_errored", "commands_lost",
@@ -69,9 +71,28 @@ def check_strategy(faults: dict[str, Fault], strategy: Strategy) -> None:
             raise ScenarioError(f"faults.{name}: a {fault.kind} fault acts on a Redis node, but strategy "
                                 f"{strategy.name!r} uses no Redis here (db_* strategies use it only with "
                                 f"db.read_cache = true)")
+        if fault.kind in ("mq_outage", "consumer_crash") and not runs_pipeline(strategy):
+            raise ScenarioError(f"faults.{name}: a {fault.kind} fault acts on the async pipeline's MQ, but strategy "
+                                f"{strategy.name!r} does not run it here (pipeline.enabled, single_redis or sharded)")
+        if fault.kind == "consumer_crash" and fault.instance >= strategy.scenario.pipeline.consumers:
+            raise ScenarioError(f"faults.{name}.instance = {fault.instance}: the pipeline has "
+                                f"{strategy.scenario.pipeline.consumers} consumer(s) (0..{strategy.scenario.pipeline.consumers - 1})")
         if fault.kind == "redis_failover" and strategy.scenario.redis.replicas < 1:
             raise ScenarioError(f"faults.{name}: a redis_failover needs a replica to fail over to "
                                 f"(redis.replicas = 0)")
+
+
+def runs_pipeline(strategy: Strategy) -> bool:
+    """Whether the strategy runs the async persistence pipeline (its figures include the sync ones)."""
+    return "sync_records" in strategy.counters()
+
+
+def _pipeline(strategy: Strategy) -> SyncPipeline:
+    """The strategy's sync pipeline (a consumer_crash restarts one of its consumers)."""
+    pipeline = getattr(strategy, "pipeline", None)
+    if not isinstance(pipeline, SyncPipeline):
+        raise ScenarioError(f"strategy {strategy.name!r} keeps no sync pipeline a consumer could restart from")
+    return pipeline
 
 
 class Faults:
@@ -86,6 +107,7 @@ class Faults:
         self.strategy = strategy
         self.t0 = t0
         self.config = scenario.redis
+        self.scenario_pipeline = scenario.pipeline
         self.rows: list[FaultRow] = []
         self.rolled_back: list[Task] = []  # tasks whose applied script a promotion rolled back
         self.running = True
@@ -93,6 +115,14 @@ class Faults:
         self._rng = world.streams.generator("faults")
         world.interpreter.fault_error = RedisFault
         self.cluster.on_error = self._errored
+        kinds = {fault.kind for fault in scenario.faults.values()}
+        self.mq_down_until = -math.inf  # mq_outage: the broker is unreachable until then
+        self.consumer_dies: dict[str, FaultRow] = {}  # consumer_crash: consumer name -> its fault, armed
+        if kinds & {"mq_outage", "consumer_crash"}:
+            handlers = world.interpreter.handlers
+            self._mq = (handlers[Publish], handlers[Consume], handlers[Ack])
+            handlers[Publish], handlers[Consume], handlers[Ack] = self._publish, self._consume, self._ack
+            self._consumers: dict[Task, str] = {}  # the consumer name each consumer task polls as
         for name, fault in scenario.faults.items():
             delay = fault.at + (self._gap(fault) if fault.rate > 0 else 0.0)
             schedule_call(self.env, delay, self._fire, (name, fault))
@@ -126,7 +156,11 @@ class Faults:
         node = self.cluster.nodes[fault.node]
         row = FaultRow(name, fault.kind, f"node {fault.node}", self._sale_time())
         self.rows.append(row)
-        if not node.up:
+        if fault.kind in ("mq_outage", "consumer_crash"):
+            row.target = "mq" if fault.kind == "mq_outage" else f"consumer {fault.instance}"
+        elif fault.kind == "partition":
+            row.target = f"instance {fault.instance} <-> node {fault.node}"
+        elif not node.up:
             row.note = f"node {fault.node} already down (fault {node.fault!r}): nothing more to break"
             return
         self._rows[name] = row
@@ -204,6 +238,62 @@ class Faults:
         undo()
         row.t_recovered = self._sale_time()
 
+    def _partition(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        now = self.env.now
+        self.cluster.partitions.append((fault.instance, fault.node, now, now + fault.duration))
+        row.t_recovered = self._sale_time() + fault.duration
+        row.note = ("packets dropped both ways; TCP retransmits them after 200 ms, doubling, so each gets "
+                    "through at its first retransmission after the partition")
+
+    def _mq_outage(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        self.mq_down_until = max(self.mq_down_until, self.env.now + fault.duration)
+        row.t_recovered = self.mq_down_until - self.t0
+        row.note = "publishes unconfirmed (retried), polls empty, acks lost (redelivered); stored messages kept"
+
+    def _consumer_crash(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        self.consumer_dies[f"consumer-{fault.instance}"] = row
+        row.note = "armed: dies after its next DB commit, before the ack"
+
+    # --- the MQ's handlers, when an mq_outage or consumer_crash is configured ---------------------------
+
+    def _publish(self, task: Task, op: Publish) -> None:
+        if self.env.now < self.mq_down_until:  # no confirm: the producer publishes again after the timeout
+            self.world.interpreter.wake_after(self.scenario_pipeline.confirm_timeout, task, None)
+            return
+        self._mq[0](task, op)
+
+    def _consume(self, task: Task, op: Consume) -> None:
+        self._consumers[task] = op.consumer
+        now = self.env.now
+        if now < self.mq_down_until:  # the poll fails; the consumer polls again
+            self.world.interpreter.wake_after(min(op.block, self.mq_down_until - now), task, None)
+            return
+        self._mq[1](task, op)
+
+    def _ack(self, task: Task, op: Ack) -> None:
+        row = self.consumer_dies.pop(self._consumers.get(task, ""), None)
+        if row is not None:  # the consumer dies between its DB commit and this ack
+            name = self._consumers.pop(task)
+            task.finished = True
+            task.gen.close()
+            row.commands_lost = 1
+            row.note = f"{name} died before acknowledging message {op.msg_id}"
+            fault = self.world.scenario.faults[row.name]
+            if math.isfinite(fault.duration):
+                schedule_call(self.env, fault.duration, self._consumer_back, (name, row, task.cpu))
+            return
+        if self.env.now < self.mq_down_until:  # the ack is lost: the broker delivers the message again
+            self.world.interpreter.wake_after(0.0, task, False)
+            return
+        self._mq[2](task, op)
+
+    def _consumer_back(self, event: Call) -> None:
+        name, row, cpu = event.value
+        row.t_recovered = self._sale_time()
+        if not self.world.interpreter.stopping:
+            self.world.interpreter.start(_pipeline(self.strategy).consumer(name), _ignore, math.inf, None,
+                                         TaskKind.BACKGROUND, cpu)
+
     # --- recoveries --------------------------------------------------------------------------------
 
     def _roll_back(self, node: FaultyNode) -> int:
@@ -278,3 +368,7 @@ class Faults:
         kept, broken = broken_by_fault(violations, self.losses(), ended)
         summary["broken_by_fault"] = len(broken)
         return kept, broken
+
+
+def _ignore(_task: Task, _value: Any) -> None:
+    pass

@@ -194,6 +194,10 @@ WAIT_SCRIPTS = frozenset({"deduct", "deduct_detail", "partition_deduct", "partit
 is its authority)."""
 
 
+RTO_MIN = 0.2  # seconds: Linux TCP_RTO_MIN (HZ/5), the first retransmission of a dropped segment
+RTO_MAX = 120.0  # seconds: Linux TCP_RTO_MAX
+
+
 class RedisFault(Exception):
     """A command failed because of an injected fault: the connection was reset by a crash, or no master
     serves the key's slots (CLUSTERDOWN). ``fault`` is the name of the fault that caused it."""
@@ -312,6 +316,9 @@ class FaultyCluster(RedisCluster):
         self.outstanding: list[dict[int, tuple[float, Eval, Task]]] = [{} for _ in self.nodes]  # per node
         self.dropped: set[int] = set()
         self.wait = config.wait_replicas > 0
+        # network partitions: (app instance, node, start, end); packets between them in [start, end) are
+        # dropped and TCP retransmits them (see :meth:`through`)
+        self.partitions: list[tuple[int, int, float, float]] = []
         self.on_error: Callable[[str, Task], None] = lambda _fault, _task: None  # a fault failed a task's op
 
     def _hop_draw(self) -> float:
@@ -332,9 +339,28 @@ class FaultyCluster(RedisCluster):
         node, op, task = event.value
         self._send(node, op, task, self.env.now)
 
+    def through(self, instance: int, node: int, t: float) -> float:
+        """When a packet sent at ``t`` between app instance ``instance`` and ``node`` gets through: ``t``,
+        or, if a partition drops it, its first TCP retransmission after the partition ends (Linux: the
+        first after TCP_RTO_MIN = 200 ms, each next one twice as long after, at most TCP_RTO_MAX = 120 s)."""
+        for cut_instance, cut_node, start, end in self.partitions:
+            if cut_instance == instance and cut_node == node and start <= t < end:
+                rto, sent = RTO_MIN, t
+                while sent < end:
+                    sent += rto
+                    rto = min(2 * rto, RTO_MAX)
+                t = sent
+        return t
+
     def _send(self, node: FaultyNode, op: Eval, task: Task, t: float) -> None:
         """``op`` reaches ``node`` at ``t`` (>= now)."""
         now = self.env.now
+        if self.partitions:
+            hop = t - now
+            sent = self.through(task.app, node.index, now)
+            if sent > now:  # dropped: it reaches the node after a retransmission
+                schedule_call(self.env, sent + hop - now, self._arrive, (node, op, task))
+                return
         if not node.up:
             self._refused(node, op, task, t)
             return
@@ -344,7 +370,8 @@ class FaultyCluster(RedisCluster):
             finish = self._wait(node, finish, node.meta[-1][2])
             task.ops += 1
         self.outstanding[node.index][op_id] = (finish, op, task)
-        schedule_call(self.env, finish + self._hop_draw() - now, self._deliver_op, (node, op_id, task))
+        reply = self.through(task.app, node.index, finish) if self.partitions else finish
+        schedule_call(self.env, reply + self._hop_draw() - now, self._deliver_op, (node, op_id, task))
 
     def _wait(self, node: FaultyNode, finish: float, arrival: float) -> float:
         """``WAIT numreplicas timeout`` after a deduction that ends at ``finish``: sent once its reply is back,
