@@ -23,7 +23,7 @@ import pandas as pd
 from engine.faults.config import Fault
 from engine.faults.losses import FaultLoss, acknowledged_units, broken_by_fault, inventory_losses
 from engine.fields import ScenarioError
-from engine.model import Inventory
+from engine.model import Inventory, Outcome
 from engine.pipeline import SyncPipeline
 from engine.pipeline.ops import Ack, Consume, Publish
 from engine.strategy import Strategy
@@ -32,7 +32,8 @@ from sim.interpreter import Task
 from sim.kernel import Call, schedule_call
 from sim.servers.redis_node import FaultyCluster, FaultyNode, RedisFault
 
-SIMULATED = ("redis_crash", "redis_failover", "redis_pause", "slow_node", "partition", "mq_outage", "consumer_crash")
+SIMULATED = ("redis_crash", "redis_failover", "redis_pause", "slow_node", "partition", "mq_outage", "consumer_crash",
+             "app_crash")
 """The kinds the simulator injects so far; a scenario with another kind is refused (docs/faults.md)."""
 
 TABLE_COLUMNS = ("name", "kind", "target", "t_fire", "t_recovered", "requests_errored", "commands_lost",
@@ -77,9 +78,26 @@ def check_strategy(faults: dict[str, Fault], strategy: Strategy) -> None:
         if fault.kind == "consumer_crash" and fault.instance >= strategy.scenario.pipeline.consumers:
             raise ScenarioError(f"faults.{name}.instance = {fault.instance}: the pipeline has "
                                 f"{strategy.scenario.pipeline.consumers} consumer(s) (0..{strategy.scenario.pipeline.consumers - 1})")
+        if fault.kind == "app_crash":
+            app_crash_supported(name, fault, strategy)
         if fault.kind == "redis_failover" and strategy.scenario.redis.replicas < 1:
             raise ScenarioError(f"faults.{name}: a redis_failover needs a replica to fail over to "
                                 f"(redis.replicas = 0)")
+
+
+def app_crash_supported(name: str, fault: Fault, strategy: Strategy) -> None:
+    """An app_crash is simulated where what the instance held in memory is its sold-out flag, its
+    requests and the tasks they spawned; the rest is refused, naming what is not modelled."""
+    if strategy.name.startswith("db_"):
+        raise ScenarioError(f"faults.{name}: app_crash is not simulated for {strategy.name!r} yet (the DB "
+                            f"rolling back a dead client's transaction and freeing its locks is not modelled)")
+    if strategy.name == "sharded":
+        raise ScenarioError(f"faults.{name}: app_crash is not simulated for 'sharded' yet (rebuilding an "
+                            f"instance's registry from Redis after a restart is not modelled)")
+    if fault.instance == 0 and runs_pipeline(strategy):
+        raise ScenarioError(f"faults.{name}: app_crash of instance 0 is not simulated while the async pipeline "
+                            f"runs (instance 0 hosts its triggers and consumers, whose memory a restart would "
+                            f"lose); crash another instance, or set pipeline.enabled = false")
 
 
 def runs_pipeline(strategy: Strategy) -> bool:
@@ -118,6 +136,12 @@ class Faults:
         kinds = {fault.kind for fault in scenario.faults.values()}
         self.mq_down_until = -math.inf  # mq_outage: the broker is unreachable until then
         self.consumer_dies: dict[str, FaultRow] = {}  # consumer_crash: consumer name -> its fault, armed
+        self.apps_down: dict[int, FaultRow] = {}  # app_crash: instance -> the fault holding it down
+        if "app_crash" in kinds:  # every task is tracked by the instance it runs on
+            self.live: list[set[Task]] = [set() for _ in range(scenario.app.instances)]
+            interpreter = world.interpreter
+            self._start, self._start_request = interpreter.start, interpreter.start_request
+            interpreter.start, interpreter.start_request = self._tracked_start, self._tracked_request
         if kinds & {"mq_outage", "consumer_crash"}:
             handlers = world.interpreter.handlers
             self._mq = (handlers[Publish], handlers[Consume], handlers[Ack])
@@ -158,6 +182,11 @@ class Faults:
         self.rows.append(row)
         if fault.kind in ("mq_outage", "consumer_crash"):
             row.target = "mq" if fault.kind == "mq_outage" else f"consumer {fault.instance}"
+        elif fault.kind == "app_crash":
+            row.target = f"instance {fault.instance}"
+            if fault.instance in self.apps_down:
+                row.note = f"instance {fault.instance} already down: nothing more to break"
+                return
         elif fault.kind == "partition":
             row.target = f"instance {fault.instance} <-> node {fault.node}"
         elif not node.up:
@@ -253,6 +282,80 @@ class Faults:
     def _consumer_crash(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
         self.consumer_dies[f"consumer-{fault.instance}"] = row
         row.note = "armed: dies after its next DB commit, before the ack"
+
+    def _app_crash(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
+        k = fault.instance
+        self.apps_down[k] = row
+        self.strategy.sold_out[k] = False  # its memory: the sold-out flag it had learned
+        ended = 0
+        for task in list(self.live[k]):  # its requests get a connection reset; every other task just ends
+            if task.finished:
+                continue
+            task.finished = True
+            task.gen.close()
+            if task.kind is TaskKind.REQUEST:
+                row.requests_errored += 1
+                task.done(task, Outcome.ERROR)
+            else:
+                ended += 1
+                task.done(task, None)
+        self.live[k].clear()
+        row.note = f"in-flight requests answered error; {ended} spawned or background task(s) ended"
+        if math.isfinite(fault.duration):
+            schedule_call(self.env, fault.duration, self._app_back, (k, row))
+
+    def _app_back(self, event: Call) -> None:
+        k, row = event.value
+        del self.apps_down[k]
+        row.t_recovered = self._sale_time()
+        if self.world.interpreter.stopping:
+            return
+        # a fresh copy of what the instance runs in the background (as simulate() starts it)
+        if self.world.app is None:
+            gens = self.strategy.background() if k == 0 else []
+            cpu = None
+        else:
+            gens = [*(self.strategy.background_of(None) if k == 0 else []), *self.strategy.background_of(k)]
+            cpu = self.world.app.instances[k]
+        for gen in gens:
+            self.world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND, cpu)
+
+    def _tracked_start(self, gen: Any, done: Any, deadline: float = math.inf, tag: Any = None,
+                       kind: TaskKind = TaskKind.REQUEST, cpu: Any = None) -> Task:
+        instance = 0 if cpu is None else cpu.index
+        if instance in self.apps_down:  # a dead instance starts nothing
+            gen.close()
+            task = Task(gen, done, deadline, tag, kind, instance, cpu)
+            task.finished = True
+            done(task, None)
+            return task
+        live = self.live[instance]
+        task = self._start(gen, self._untrack(done, live), deadline, tag, kind, cpu)
+        if not task.finished:
+            live.add(task)
+        return task
+
+    def _tracked_request(self, gen: Any, done: Any, deadline: float, tag: Any, instance: int) -> Task:
+        row = self.apps_down.get(instance)
+        if row is not None:  # refused at once: connection refused
+            gen.close()
+            task = Task(gen, done, deadline, tag, TaskKind.REQUEST, instance)
+            task.finished = True
+            row.requests_errored += 1
+            done(task, Outcome.ERROR)
+            return task
+        live = self.live[instance]
+        task = self._start_request(gen, self._untrack(done, live), deadline, tag, instance)
+        if not task.finished:
+            live.add(task)
+        return task
+
+    @staticmethod
+    def _untrack(done: Any, live: set[Task]) -> Any:
+        def finished(task: Task, value: Any) -> object:
+            live.discard(task)
+            return done(task, value)
+        return finished
 
     # --- the MQ's handlers, when an mq_outage or consumer_crash is configured ---------------------------
 

@@ -13,7 +13,10 @@ figure is named as in ``Result.summary``:
 - ``vanished_units``: ``initial - sold - remaining - in_flight`` when positive: stock that
   disappeared with a node's memory (a master restarted empty), neither sold nor held anywhere;
 - ``restored``: units a rollback put back into sellable stock (what recovery returned), as the
-  fault records them.
+  fault records them;
+- ``sold_unacknowledged``: ``max(0, sold - (acknowledged_units - lost_acknowledged))``: units the end
+  state records as sold whose buyer was not told yes (its app instance died, or it timed out, while
+  the deduction was under way).
 
 :func:`broken_by_fault` sorts a run's broken invariants: once a fault has lost data, the invariants a
 fault legitimately breaks (oversell, conservation, a negative holder, reconciliation with the DB)
@@ -29,7 +32,8 @@ import numpy as np
 
 from engine.model import Inventory, Outcome
 
-LOSS_FIGURES = ("acknowledged_units", "lost_acknowledged", "oversold_promised", "vanished_units", "restored")
+LOSS_FIGURES = ("acknowledged_units", "lost_acknowledged", "oversold_promised", "vanished_units", "restored",
+                "sold_unacknowledged")
 
 # the invariants a fault that loses data can break (the prefixes of Inventory.violations and
 # Strategy.reconciliation_differences sentences)
@@ -64,12 +68,14 @@ def acknowledged_units(outcome_codes: np.ndarray, qty: np.ndarray) -> int:
 def loss_figures(initial: int, acknowledged: int, sold: int, remaining: int, in_flight: int,
                  restored: int = 0) -> dict[str, int]:
     """The loss figures of one run from its acknowledged units and its end state."""
+    lost = max(0, acknowledged - sold)
     return {
         "acknowledged_units": acknowledged,
-        "lost_acknowledged": max(0, acknowledged - sold),
+        "lost_acknowledged": lost,
         "oversold_promised": max(0, acknowledged - initial),
         "vanished_units": max(0, initial - sold - remaining - in_flight),
         "restored": restored,
+        "sold_unacknowledged": max(0, sold - (acknowledged - lost)),
     }
 
 

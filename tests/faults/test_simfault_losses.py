@@ -18,7 +18,12 @@ def test_a_rollback_that_was_sold_again():
     # 100 units, 112 acknowledged, the servers record 100 sold: 12 lost, 12 promised beyond the stock
     figures = loss_figures(initial=100, acknowledged=112, sold=100, remaining=0, in_flight=0, restored=12)
     assert figures == {"acknowledged_units": 112, "lost_acknowledged": 12, "oversold_promised": 12,
-                       "vanished_units": 0, "restored": 12}
+                       "vanished_units": 0, "restored": 12, "sold_unacknowledged": 0}
+
+
+def test_a_deduction_whose_buyer_was_not_told_yes():
+    figures = loss_figures(initial=100, acknowledged=30, sold=33, remaining=67, in_flight=0)
+    assert figures["sold_unacknowledged"] == 3 and figures["lost_acknowledged"] == 0
 
 
 def test_an_empty_restart_forgets_sales_and_stock():

@@ -70,3 +70,52 @@ def test_mq_faults_need_the_pipeline():
         run("faults.f.kind='mq_outage'", "faults.f.duration=0.1", "pipeline.enabled=false")
     with pytest.raises(ScenarioError, match="consumer"):
         run("faults.f.kind='consumer_crash'", "faults.f.instance=5")
+
+
+APP = ("faults.f.kind='app_crash'", "faults.f.instance=1", "faults.f.duration=0.05", "app.instances=2",
+       "app.routing='round_robin'", "network.redis=0.0005")
+
+
+def test_app_crash_errors_its_requests_and_restarts_empty():
+    result = run(*APP)
+    requests, s = result.requests, result.summary
+    on_1 = requests[requests["id"] % 2 == 1]
+    in_flight = on_1[(on_1["t_arrival"] < AT) & (on_1["t_arrival"] > AT - 0.001)]  # a 1 ms round trip
+    refused = on_1[(on_1["t_arrival"] > AT) & (on_1["t_arrival"] < AT + 0.05)]
+    after = on_1[on_1["t_arrival"] > AT + 0.05]
+    assert len(in_flight) > 0 and (in_flight["outcome"] == "error").all()
+    assert np.allclose(in_flight["t_done"], AT)  # answered when the instance died
+    assert len(refused) > 0 and (refused["outcome"] == "error").all()
+    assert np.allclose(refused["latency"], 0.0, atol=1e-12)
+    assert len(after) > 0 and (after["outcome"] == "ok").all()
+    assert result.faults.iloc[0]["requests_errored"] == s["error"] == len(in_flight) + len(refused)
+    # the deductions of the requests in flight happened: sold, but their buyers were told error
+    sent = in_flight[in_flight["t_arrival"] < AT - 0.0005]  # their command had reached Redis
+    assert s["sold_unacknowledged"] == s["sold"] - s["acknowledged_units"] >= len(sent) > 0
+    assert result.violations == []
+
+
+def test_app_crash_forgets_the_sold_out_flag():
+    # 100 units, sold out long before the crash: instance 1 refuses locally (no Redis op) until it dies;
+    # restarted empty, its first buyer goes to Redis again to learn the sale is over
+    at = 0.15
+    result = run(*APP, "sale.stock=100", f"faults.f.at={at}", "faults.f.duration=0.02")
+    requests = result.requests
+    on_1 = requests[requests["id"] % 2 == 1]
+    before = on_1[(on_1["t_arrival"] > at - 0.02) & (on_1["t_arrival"] < at)]
+    after = on_1[on_1["t_arrival"] > at + 0.02]
+    assert len(before) > 0 and (before["ops"] == 0).all()
+    assert after["ops"].iloc[0] == 1 and after["outcome"].iloc[0] == "sold_out" and (after["ops"].iloc[1:] == 0).all()
+    on_0 = requests[(requests["id"] % 2 == 0) & (requests["t_arrival"] > at)]
+    assert (on_0["ops"] == 0).all()  # instance 0 never forgot
+
+
+def test_app_crash_where_its_memory_is_not_modelled_is_refused():
+    with pytest.raises(ScenarioError, match="registry"):
+        run(*APP, "strategy=sharded")
+    with pytest.raises(ScenarioError, match="transaction"):
+        run(*APP, "strategy=db_conditional")
+    with pytest.raises(ScenarioError, match="instance 0 hosts"):
+        run(*APP, "faults.f.instance=0")
+    result = run(*APP, "faults.f.instance=0", "pipeline.enabled=false")
+    assert result.summary["error"] > 0 and result.violations == []

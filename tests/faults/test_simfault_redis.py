@@ -220,7 +220,7 @@ def test_faults_a_strategy_or_the_simulator_cannot_act_on_are_refused():
     with pytest.raises(ScenarioError, match="uses no Redis"):
         run("strategy=db_pessimistic")
     with pytest.raises(ScenarioError, match="not simulated yet"):
-        run("faults.crash.kind='app_crash'", "faults.crash.duration=0.1")
+        run("faults.crash.kind='db_outage'", "faults.crash.duration=0.1")
 
 
 def test_outcome_codes_match_the_loss_helper():
