@@ -231,6 +231,9 @@ class Faults:
 
     def _redis_failover(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
         now = self.env.now
+        if node.replica is None:  # its replica was promoted earlier and none has rejoined yet
+            row.note = f"node {fault.node} has no replica left: nothing to fail over to"
+            return
         if not fault.force:
             # CLUSTER FAILOVER: clients are paused while the replica catches up with the master's
             # replication stream, then the replica is promoted: nothing is lost, the node (now the old

@@ -225,3 +225,13 @@ def test_faults_a_strategy_or_the_simulator_cannot_act_on_are_refused():
 
 def test_outcome_codes_match_the_loss_helper():
     assert Outcome.OK == 0  # sim.faults reads acknowledged requests by this code
+
+
+def test_a_second_failover_without_a_replica_left_does_nothing():
+    result = run("redis.replicas=1", "faults.crash.kind='redis_failover'", "faults.crash.force=true",
+                 "faults.again.kind='redis_crash'", "faults.again.at=0.06", "faults.again.duration=inf",
+                 "faults.late.kind='redis_failover'", "faults.late.at=0.15")
+    rows = result.faults.set_index("name")
+    # the forced failover keeps a replica (the old master rejoins); the crash promotes it; none is left after
+    assert rows.loc["again", "t_recovered"] == pytest.approx(0.06 + TIMEOUT)
+    assert "no replica left" in rows.loc["late", "note"]
