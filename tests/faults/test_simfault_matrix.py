@@ -37,3 +37,17 @@ def test_strategy_meets_fault(strategy, kind):
     assert s["acknowledged_units"] == s["ok_qty"]
     assert result.violations == []  # what a fault broke is reported apart, with its cause
     assert s["broken_by_fault"] == len(result.broken_by_fault)
+
+
+@pytest.mark.parametrize("strategy", ["single_redis", "sharded"])
+def test_a_fault_that_never_fires_changes_nothing(strategy):
+    # the faulty cluster draws exactly what the plain one does (service times, hops), in the same order
+    common = [f"strategy={strategy}", "sale.stock=300", "workload.buyers=900", "workload.window=0.3",
+              "redis.nodes=2", "network.redis={kind='lognormal', mean=0.0002, cv=0.5}", "app.instances=2",
+              "app.cpu_op={kind='lognormal', mean=2e-5, cv=0.5}"]
+    plain = simulate(Scenario().with_overrides(common), 5)
+    faulty = simulate(Scenario().with_overrides([*common, "redis.replicas=1", "faults.f.kind='redis_crash'",
+                                                 "faults.f.at=100"]), 5)
+    assert faulty.faults.empty
+    columns = ["t_arrival", "t_done", "outcome", "qty", "node", "ops"]
+    assert plain.requests[columns].equals(faulty.requests[columns])
