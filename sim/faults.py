@@ -228,6 +228,8 @@ class Faults:
                 row.note = "no replica: the node restarts empty (no persistence) after `duration`"
             else:
                 row.note = "no replica: the node's slots are gone for the rest of the run"
+            if len(self.cluster.nodes) > 1:  # once the failure is agreed on, the whole cluster is down
+                schedule_call(self.env, self.config.node_timeout, self._uncovered, (node, row))
 
     def _redis_failover(self, name: str, fault: Fault, node: FaultyNode, row: FaultRow) -> None:
         now = self.env.now
@@ -416,6 +418,12 @@ class Faults:
     def _count_rollback(self, row: FaultRow, before: Inventory, after: Inventory) -> None:
         row.units_rolled_back = max(0, before.sold - after.sold)
         row.units_restored = max(0, after.remaining - before.remaining)
+
+    def _uncovered(self, event: Call) -> None:
+        node, row = event.value
+        if not node.up:
+            self.cluster.lose_coverage(node)
+            row.note += f"; the whole cluster down from t={self._sale_time():.6f} s (full coverage required)"
 
     def _promoted(self, event: Call) -> None:
         node, row = event.value

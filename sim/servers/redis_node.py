@@ -30,7 +30,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import simpy
@@ -319,6 +319,7 @@ class FaultyCluster(RedisCluster):
         # network partitions: (app instance, node, start, end); packets between them in [start, end) are
         # dropped and TCP retransmits them (see :meth:`through`)
         self.partitions: list[tuple[int, int, float, float]] = []
+        self.uncovered: list[FaultyNode] = []  # failed masters with no replica: the cluster is down meanwhile
         self.on_error: Callable[[str, Task], None] = lambda _fault, _task: None  # a fault failed a task's op
 
     def _hop_draw(self) -> float:
@@ -361,7 +362,7 @@ class FaultyCluster(RedisCluster):
             if sent > now:  # dropped: it reaches the node after a retransmission
                 schedule_call(self.env, sent + hop - now, self._arrive, (node, op, task))
                 return
-        if not node.up:
+        if not node.up or self.uncovered:
             self._refused(node, op, task, t)
             return
         op_id = next(self._ids)
@@ -392,13 +393,25 @@ class FaultyCluster(RedisCluster):
         self.interpreter.resume_checked(task)  # type: ignore[union-attr]
 
     def _refused(self, node: FaultyNode, op: Eval, task: Task, t: float) -> None:
-        """An op reaches a node that has no master: a request's fails fast, a background one waits."""
-        if task.kind is TaskKind.REQUEST or node.never_back:
-            error = RedisFault(node.fault, f"CLUSTERDOWN: no master serves node {node.index}'s slots "
-                                           f"(fault {node.fault!r})")
-            self.fail(task, error, t + self._hop_draw() - self.env.now)
+        """An op reaches a node that has no master, or any node while the cluster is down (some slots
+        uncovered): a request's fails fast, a background one waits."""
+        if node.up:  # a live master of a cluster that has lost coverage
+            down, message = self.uncovered[0], "CLUSTERDOWN: the cluster is down (some slots have no master)"
+            never = self.uncovered[0].never_back
+        else:
+            down, message = node, f"CLUSTERDOWN: no master serves node {node.index}'s slots"
+            never = node.never_back
+        if task.kind is TaskKind.REQUEST or never:
+            self.fail(task, RedisFault(down.fault, f"{message} (fault {down.fault!r})"),
+                      t + self._hop_draw() - self.env.now)
         else:
             node.deferred.append((op, task))
+
+    def lose_coverage(self, node: FaultyNode) -> None:
+        """``node`` is marked failed with no replica to promote: with cluster-require-full-coverage (Redis's
+        default, and flashsim's local cluster's) every node then refuses commands until it is back."""
+        if not node.up and node not in self.uncovered:
+            self.uncovered.append(node)
 
     def fail(self, task: Task, error: RedisFault, delay: float) -> None:
         self.on_error(error.fault, task)
@@ -471,6 +484,9 @@ class FaultyCluster(RedisCluster):
         now = self.env.now
         if node.free_at < now:
             node.free_at = now
-        deferred, node.deferred = node.deferred, []
-        for op, task in deferred:
-            self.submit(op, task)
+        if node in self.uncovered:
+            self.uncovered.remove(node)
+        for waiting in (cast(list[FaultyNode], self.nodes) if not self.uncovered else [node]):
+            deferred, waiting.deferred = waiting.deferred, []
+            for op, task in deferred:
+                self.submit(op, task)

@@ -235,3 +235,16 @@ def test_a_second_failover_without_a_replica_left_does_nothing():
     # the forced failover keeps a replica (the old master rejoins); the crash promotes it; none is left after
     assert rows.loc["again", "t_recovered"] == pytest.approx(0.06 + TIMEOUT)
     assert "no replica left" in rows.loc["late", "note"]
+
+
+def test_a_master_lost_without_replica_takes_the_whole_cluster_down_after_node_timeout():
+    # sharded on 2 nodes, no replica: node 0 crashes at AT and restarts (empty) at AT + 0.1. Until
+    # node_timeout has passed, node 1 still serves; then every node answers CLUSTERDOWN until node 0 is back.
+    result = run("strategy=sharded", "redis.nodes=2", "sale.stock=1000", "faults.crash.duration=0.1")
+    requests = result.requests
+    on_1 = requests[(requests["node"] == 1) & (requests["ops"] > 0)]
+    early = on_1[(on_1["t_arrival"] > AT) & (on_1["t_arrival"] < AT + TIMEOUT)]
+    down = on_1[(on_1["t_arrival"] > AT + TIMEOUT) & (on_1["t_arrival"] < AT + 0.1)]
+    assert len(early) > 0 and (early["outcome"] == "ok").all()
+    assert len(down) > 0 and (down["outcome"] == "error").all()
+    assert "whole cluster down" in result.faults.iloc[0]["note"]
