@@ -94,10 +94,6 @@ def app_crash_supported(name: str, fault: Fault, strategy: Strategy) -> None:
     if strategy.name == "sharded":
         raise ScenarioError(f"faults.{name}: app_crash is not simulated for 'sharded' yet (rebuilding an "
                             f"instance's registry from Redis after a restart is not modelled)")
-    if fault.instance == 0 and runs_pipeline(strategy):
-        raise ScenarioError(f"faults.{name}: app_crash of instance 0 is not simulated while the async pipeline "
-                            f"runs (instance 0 hosts its triggers and consumers, whose memory a restart would "
-                            f"lose); crash another instance, or set pipeline.enabled = false")
 
 
 def runs_pipeline(strategy: Strategy) -> bool:
@@ -315,19 +311,21 @@ class Faults:
         row.t_recovered = self._sale_time()
         if self.world.interpreter.stopping:
             return
-        # a fresh copy of what the instance runs in the background (as simulate() starts it)
-        if self.world.app is None:
-            gens = self.strategy.background() if k == 0 else []
-            cpu = None
-        else:
-            gens = [*(self.strategy.background_of(None) if k == 0 else []), *self.strategy.background_of(k)]
+        # a fresh copy of what the instance itself runs in the background (as simulate() starts it); the
+        # fleet's runs on the pipeline service, which the crash did not touch
+        if self.world.app is not None:
             cpu = self.world.app.instances[k]
-        for gen in gens:
-            self.world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND, cpu)
+            for gen in self.strategy.background_of(k):
+                self.world.interpreter.start(gen, _ignore, math.inf, None, TaskKind.BACKGROUND, cpu)
 
     def _tracked_start(self, gen: Any, done: Any, deadline: float = math.inf, tag: Any = None,
                        kind: TaskKind = TaskKind.REQUEST, cpu: Any = None) -> Task:
-        instance = 0 if cpu is None else cpu.index
+        # Only a task on an app instance's CPU belongs to that instance: the fleet's background work runs
+        # on the pipeline service, and with the app tier off (no CPU costs) a task a request spawned
+        # cannot be told apart from the service's.
+        instance = -1 if cpu is None else cpu.index
+        if instance < 0 or instance >= len(self.live):
+            return self._start(gen, done, deadline, tag, kind, cpu)
         if instance in self.apps_down:  # a dead instance starts nothing
             gen.close()
             task = Task(gen, done, deadline, tag, kind, instance, cpu)

@@ -115,7 +115,18 @@ def test_app_crash_where_its_memory_is_not_modelled_is_refused():
         run(*APP, "strategy=sharded")
     with pytest.raises(ScenarioError, match="transaction"):
         run(*APP, "strategy=db_conditional")
-    with pytest.raises(ScenarioError, match="instance 0 hosts"):
-        run(*APP, "faults.f.instance=0")
-    result = run(*APP, "faults.f.instance=0", "pipeline.enabled=false")
-    assert result.summary["error"] > 0 and result.violations == []
+
+
+
+@pytest.mark.parametrize("instance", [0, 1])
+def test_app_crash_with_the_app_tier_leaves_the_pipeline_service_running(instance):
+    # with CPU costs each instance runs on its own CPU and the pipeline's triggers and consumers on the
+    # pipeline service's: a crash of any instance leaves the sync running, and the DB ends up right
+    result = run(*APP, f"faults.f.instance={instance}", "app.cpu_op={kind='deterministic', mean=2e-5}",
+                 "app.cpu_request={kind='deterministic', mean=2e-5}")
+    s = result.summary
+    assert s["error"] == result.faults.iloc[0]["requests_errored"] > 0
+    assert s["recon_db_deducted"] == s["sold"] and s["sync_differences"] == 0
+    assert result.violations == [] and result.broken_by_fault == []
+    on_k = result.requests[result.requests["id"] % 2 == instance]
+    assert (on_k[on_k["t_arrival"] > AT + 0.05]["outcome"] == "ok").all()
