@@ -125,7 +125,7 @@ class Faults:
         self.rows: list[FaultRow] = []
         self.rolled_back: list[Task] = []  # tasks whose applied script a promotion rolled back
         self.running = True
-        self._rows: dict[str, FaultRow] = {}  # the row of the fault now holding each node down
+        self._rows: dict[str, FaultRow] = {}  # the latest row of each fault (by name): where its errors count
         self._rng = world.streams.generator("faults")
         world.interpreter.fault_error = RedisFault
         self.cluster.on_error = self._errored
