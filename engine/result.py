@@ -40,11 +40,15 @@ class Result:
     violations: list[str] = field(default_factory=list)
     events: pd.DataFrame = field(default_factory=pd.DataFrame)
     wall_seconds: float = 0.0
+    # one row per fault fired (engine/faults, docs/faults.md); empty without faults
+    faults: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # invariants a fault broke, each with its size and cause: reported, never counted as a pass
+    broken_by_fault: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every invariant held."""
-        return not self.violations
+        """True when every invariant held (one broken by a fault did not hold either)."""
+        return not self.violations and not self.broken_by_fault
 
 
 SERVABLE_UNKNOWN = -1

@@ -96,6 +96,14 @@ class Interpreter:
         # record is charged when a batch is published, half when it is delivered to a consumer.
         self._background_cpu = app.service if app is not None else None
         self.record_cost = app.config.cpu_record / 2 if app is not None else 0.0
+        # Faults (sim.faults sets these when the scenario has any): the exception type a fault raises in
+        # a task (a request it ends is an ``error``, not a strategy error; any other task it ends is
+        # noted in ``fault_ended`` instead of stopping the run).
+        # Once a fault has lost data (``data_lost``), an exception in a task other than a request (a
+        # trigger, a refill, the drain, finding keys gone) is its consequence: noted, and the run goes on.
+        self.fault_error: type[Exception] | None = None
+        self.fault_ended: dict[str, list[float]] = {}  # what ended them -> [how many, first time]
+        self.data_lost = False
 
     def start(self, gen: Any, done: Done, deadline: float = math.inf, tag: Any = None,
               kind: TaskKind = TaskKind.REQUEST, cpu: Instance | None = None) -> Task:
@@ -267,6 +275,17 @@ class Interpreter:
     def _crashed(self, task: Task, err: Exception) -> None:
         """The failure rule of :mod:`engine.tasks`: a request errs, any other task stops the run."""
         task.finished = True
+        if self.fault_error is not None:
+            caused = isinstance(err, self.fault_error)
+            if caused and task.kind is TaskKind.REQUEST:
+                task.done(task, Outcome.ERROR)
+                return
+            if task.kind is not TaskKind.REQUEST and (caused or self.data_lost):
+                seen = self.fault_ended.setdefault(f"{task.kind.name.lower()} task ended by "
+                                                   f"{err.__class__.__name__}: {err}", [0, self.env.now])
+                seen[0] += 1
+                task.done(task, None)
+                return
         if task.kind is TaskKind.REQUEST:
             self.errors.record(err)
             task.done(task, Outcome.ERROR)
@@ -282,6 +301,19 @@ class Interpreter:
         """Resume ``task`` with ``reply`` now (from inside an event callback)."""
         task.reply = reply
         self.resume_checked(task)
+
+    def fail(self, task: Task, err: Exception) -> None:
+        """Raise ``err`` in ``task`` at its pending op, now (a fault: the op's connection failed).
+
+        The same checks as :meth:`resume_checked` come first (abandoned, past its deadline, the sale over).
+        """
+        if task.finished:
+            return
+        if self.env.now > task.deadline or (self.stopping and task.kind.ends_when_stopped):
+            self.resume_checked(task)
+            return
+        task.gen = _Throw(task, err)
+        self.resume(task, None)
 
     def _on_wake(self, event: Call) -> None:
         self.resume_checked(event.value)
@@ -301,3 +333,26 @@ class Interpreter:
             return
         self.resume(task, task.reply)
 
+
+
+class _Throw:
+    """Stands in for a task's generator for one :meth:`Interpreter.resume`: its first ``send`` throws
+    the error into the generator (and puts the generator back), later ones are plain sends."""
+
+    __slots__ = ("task", "gen", "err")
+
+    def __init__(self, task: Task, err: Exception):
+        self.task = task
+        self.gen = task.gen
+        self.err: Exception | None = err
+
+    def send(self, value: Any) -> Any:
+        err = self.err
+        if err is None:
+            return self.gen.send(value)
+        self.err = None
+        self.task.gen = self.gen
+        return self.gen.throw(err)
+
+    def close(self) -> None:
+        self.gen.close()

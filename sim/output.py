@@ -75,6 +75,9 @@ def save_result(result: Result, out: str | Path) -> Path:
     if not result.events.empty:
         result.events.to_parquet(out / "events.parquet", index=False)
     pd.DataFrame([result.summary]).to_csv(out / "summary.csv", index=False)
+    if not result.faults.empty:
+        result.faults.to_csv(out / "faults.csv", index=False)
+    extra = {"broken_by_fault": result.broken_by_fault} if result.broken_by_fault else {}
     write_json(out / "meta.json", meta(result.seed, result.wall_seconds, mode=result.mode,
-                                       violations=result.violations))
+                                       violations=result.violations, **extra))
     return out

@@ -30,10 +30,11 @@ from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
 from sim.app import AppTier, ClientHop, routes
 from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
+from sim.faults import Faults
 from sim.host import Host
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Environment, schedule_call
-from sim.servers.redis_node import RedisCluster
+from sim.servers.redis_node import FaultyCluster, RedisCluster
 
 # Servers beyond Redis (a database, a message queue) install themselves here: each
 # installer is called with the new World and adds its component (an attribute)
@@ -48,9 +49,14 @@ class World:
         self.scenario = scenario
         self.streams = streams
         self.env = Environment()
-        self.cluster = RedisCluster(
+        # Faults and WAIT need a cluster that can lose, refuse and hold commands (sim.faults); without
+        # them the plain one runs, with exactly the code and the draws it always had.
+        self.faulty = bool(scenario.faults) or scenario.redis.wait_replicas > 0
+        cluster_class = FaultyCluster if self.faulty else RedisCluster
+        self.cluster = cluster_class(
             self.env, scenario.redis, scenario.network.redis,
             streams.generators("nodes", scenario.redis.nodes), streams.generator("network"),
+            *((streams.generators("faults", scenario.redis.nodes),) if self.faulty else ()),
         )
         # The app tier costs events only when its CPU costs anything; otherwise requests run
         # on their instance for free (its state still matters: flags, registries, pools).
@@ -126,6 +132,7 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     if world.host is not None:
         world.host.reset_counters()
     t0 = env.now
+    faults = Faults(world, strat, t0) if world.faulty else None
 
     clients_done = env.event()
 
@@ -161,6 +168,8 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     elif not clients_done.triggered:
         env.run(until=clients_done)
     horizon = env.now - t0
+    if faults is not None:
+        faults.stop()
     world.run_to_end(strat.drain(), TaskKind.DRAIN)
     world.interpreter.stopping = True
     sampler.stop()
@@ -189,11 +198,17 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     if errors.warning():
         print(errors.warning(), file=sys.stderr)
     violations = inventory.violations() + strat.reconciliation_differences()
+    broken: list[str] = []
+    table = pd.DataFrame()
+    if faults is not None:
+        violations, broken = faults.account(summary, requests, inventory, violations)
+        table = faults.table()
     summary["violations"] = len(violations)
     return Result(
         scenario=scenario, strategy=cls.name, seed=streams.seed, mode="sim", requests=requests,
         timeline=timeline_frame, summary=summary, inventory=inventory, violations=violations,
         events=_events_frame(strat.event_log, t0), wall_seconds=time.perf_counter() - wall,
+        faults=table, broken_by_fault=broken,
     )
 
 

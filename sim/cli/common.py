@@ -57,4 +57,7 @@ def report_violations(results: Sequence[Result]) -> int:
     bad = [(r.strategy, v) for r in results for v in r.violations]
     for strategy, violation in bad:
         print(f"INVARIANT BROKEN [{strategy}]: {violation}", file=sys.stderr)
-    return EXIT_INVARIANT if bad else 0
+    faulted = [(r.strategy, v) for r in results for v in r.broken_by_fault]  # reported, and not a pass either
+    for strategy, violation in faulted:
+        print(f"BROKEN BY FAULT [{strategy}]: {violation}", file=sys.stderr)
+    return EXIT_INVARIANT if bad or faulted else 0
