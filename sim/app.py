@@ -41,19 +41,23 @@ from engine.fields import Wake
 from engine.scenario import AppConfig, Dist
 from sim.host import Host
 
+SEND, RECEIVE = 1, 2  # what a segment does: issue a server op, handle a reply (Instance.run's io)
+
 
 class Instance:
     """One app instance's CPU: ``workers`` cores serving segments in arrival order."""
 
     __slots__ = ("index", "free", "busy", "segments", "wait_total", "wait_max", "wake", "cpu_wakeup", "plain",
-                 "charged", "host")
+                 "charged", "host", "half_turn", "paid")
 
     def __init__(self, index: int, workers: int, wake: Wake | None = None, cpu_wakeup: float = 0.0):
         self.index = index
         self.wake = wake if wake is not None and wake.costs else None  # idle wake-up (None: instant)
         self.cpu_wakeup = cpu_wakeup  # CPU of an event-loop turn, paid by a segment that wakes an idle worker
         self.plain = self.wake is None and cpu_wakeup == 0.0  # waking costs nothing: the interpreter's fast path
-        self.charged = 0.0  # the CPU the last segment really cost (its cost, plus a wake-up turn)
+        self.charged = 0.0  # the CPU the last segment really cost (its cost, plus its part of a loop turn)
+        self.half_turn = cpu_wakeup / 2  # writing or reading in a turn of the event loop
+        self.paid = SEND | RECEIVE  # what the running turn has paid (a new turn starts with nothing paid)
         self.host: Host | None = None  # the machine's cores it shares (host.cores; None: cores of its own)
         self.free = [0.0] * workers  # a heap of the times each worker comes free
         self.busy = 0.0  # CPU time handed out
@@ -66,18 +70,22 @@ class Instance:
         self.host = host
         self.plain = False
 
-    def run(self, t: float, cost: float, io: bool = True) -> float:
+    def run(self, t: float, cost: float, io: int = SEND | RECEIVE) -> float:
         """Queue a segment of ``cost`` seconds submitted at ``t``; return when it starts (it ends ``cost`` later).
 
         Segments must be submitted in non-decreasing ``t`` (the interpreter submits at
         the current simulated time). A zero-cost segment still waits for a free worker:
         the continuation it stands for runs on the instance's CPU. A segment that finds
         its worker idle (free before ``t``) wakes it: the wake-up delay (``app.wake``)
-        comes first, and if the segment does I/O (``io``: it issues a server op or
-        handles a reply) one event-loop turn of CPU (``app.cpu_wakeup``: the socket
-        calls and a lone command's packing and parsing) is added; a segment that queues
-        behind a busy worker shares the running turn and pays neither. The segment
-        ends :attr:`charged` seconds after it starts.
+        comes first, and it starts a new event-loop turn. A turn's CPU (``app.cpu_wakeup``:
+        the poll, the socket calls, a lone command's packing and parsing) is half for
+        writing (paid by the turn's first segment that issues a server op: ``io & SEND``)
+        and half for reading (its first segment that handles a reply: ``io & RECEIVE``);
+        segments queued behind a busy worker share the running turn and pay only a half
+        it has not paid yet. One closed-loop user (a reply and the next send in one turn)
+        pays a whole turn per request, as ``calibrate`` measures it; an open-loop request
+        on an idle app pays half going out and half coming back. The segment ends
+        :attr:`charged` seconds after it starts.
         """
         free = self.free
         start = free[0]
@@ -91,9 +99,12 @@ class Instance:
             if start < t:  # idle: a new turn of the event loop
                 if self.wake is not None:
                     t += self.wake.delay(t - start)
-                if io:
-                    cost += self.cpu_wakeup
+                self.paid = 0
             start = t
+        unpaid = io & ~self.paid
+        if unpaid:
+            self.paid |= unpaid
+            cost += self.half_turn * ((unpaid & SEND) + ((unpaid & RECEIVE) >> 1))
         if cost > 0.0:
             self.busy += cost
             if self.host is not None:

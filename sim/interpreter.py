@@ -38,7 +38,7 @@ from engine.model import Outcome
 from engine.ops import Eval, Now, Sleep, Spawn
 from engine.pipeline.ops import Publish
 from engine.tasks import StrategyErrors, TaskFailed, TaskKind
-from sim.app import AppTier, ClientHop, Instance
+from sim.app import RECEIVE, SEND, AppTier, ClientHop, Instance
 from sim.kernel import Call, schedule_call
 
 Done = Callable[["Task", Any], object]
@@ -190,7 +190,9 @@ class Interpreter:
                         cpu.busy += cost
                     self.cluster.submit(op, task, cost)  # sent ``cost`` from now: folded into the hop
                     return
-                start = cpu.run(now, cost)  # it waits for a worker (or for one to wake): send it at the segment's end
+                # it waits for a worker (or for one to wake): send it at the segment's end; it handled a reply
+                # first unless it is the task's first op
+                start = cpu.run(now, cost, SEND | RECEIVE if task.ops > 1 else SEND)
                 if start == now:
                     self.cluster.submit(op, task, cpu.charged)
                 else:
@@ -244,7 +246,7 @@ class Interpreter:
             cost = task.charge + (self.app.cpu_refusal() if task.ops == 0 else 0.0)  # type: ignore[union-attr]
             if cost > 0.0 or cpu.free[0] > now or not cpu.plain:
                 task.charge = 0.0
-                end = cpu.run(now, cost, task.ops > 0) + cpu.charged  # a local refusal does no I/O
+                end = cpu.run(now, cost, RECEIVE if task.ops > 0 else 0) + cpu.charged  # a local refusal does no I/O
             else:  # nothing to pay and a worker idle: the common case, kept cheap
                 cpu.segments += 1
         hop = self.client_hop

@@ -16,7 +16,7 @@ from engine.scenario import Scenario, ScenarioError
 from engine.streams import Streams
 from engine.tasks import TaskKind
 from sim import simulate
-from sim.app import Instance
+from sim.app import RECEIVE, SEND, Instance
 from sim.world import World
 from tests.sim.test_app_tier import OP, D, H, R, S, at_times, trace_scenario
 
@@ -46,18 +46,32 @@ def test_wake_is_a_scenario_value_and_rejects_negative_numbers():
 # ------------------------------------------------------------------ one instance's CPU
 def test_an_idle_worker_wakes_up_and_pays_a_turn_only_for_io():
     cpu = Instance(0, 1, Wake(after=0.1, base=0.01, per_idle=0.1, cap=0.05), cpu_wakeup=0.2)
-    assert cpu.run(1.0, 0.5) == pytest.approx(1.05) and cpu.charged == pytest.approx(0.7)  # idle 1 s: woken, a turn
+    # idle 1 s: woken; it reads and writes, so it pays the whole turn (half for each)
+    assert cpu.run(1.0, 0.5) == pytest.approx(1.05) and cpu.charged == pytest.approx(0.7)
     assert cpu.run(1.2, 0.3) == pytest.approx(1.75) and cpu.charged == 0.3  # queued behind it: shares the turn
-    assert cpu.run(2.1, 0.1, io=False) == pytest.approx(2.1) and cpu.charged == 0.1  # idle 0.05 s, no I/O
-    assert cpu.run(2.2, 0.1) == pytest.approx(2.2) and cpu.charged == 0.1  # free exactly now: not idle
-    assert cpu.busy == pytest.approx(0.7 + 0.3 + 0.1 + 0.1)  # a wake-up is latency, not CPU
+    assert cpu.run(2.1, 0.1, io=0) == pytest.approx(2.1) and cpu.charged == 0.1  # idle 0.05 s: a new turn, no I/O
+    assert cpu.run(2.2, 0.1, io=SEND) == pytest.approx(2.2) and cpu.charged == pytest.approx(0.2)  # same turn: writes
+    assert cpu.run(2.4, 0.1, io=SEND | RECEIVE) == pytest.approx(2.4) and cpu.charged == pytest.approx(0.2)  # reads
+    assert cpu.run(2.6, 0.1) == pytest.approx(2.6) and cpu.charged == 0.1  # both halves paid in this turn
+    assert cpu.busy == pytest.approx(0.7 + 0.3 + 0.1 + 0.2 + 0.2 + 0.1)  # a wake-up is latency, not CPU
     assert cpu.wait_max == pytest.approx(0.55)
 
 
 # ------------------------------------------------------------------ exact request traces
-def test_a_request_on_an_idle_app_pays_a_turn_going_out_and_one_coming_back():
+def test_a_request_on_an_idle_app_pays_half_a_turn_going_out_and_half_coming_back():
+    # the first segment only writes (its op), the last only reads (the reply): one turn in all
     result = simulate(trace_scenario(f"app.cpu_wakeup={W}"), seed=0, schedule=at_times(0.0))
-    assert result.requests["t_done"].tolist() == pytest.approx([H + R + OP + W + 2 * D + S + W + H], abs=1e-12)
+    assert result.requests["t_done"].tolist() == pytest.approx([H + R + OP + W / 2 + 2 * D + S + W / 2 + H],
+                                                               abs=1e-12)
+
+
+def test_one_closed_loop_user_pays_a_whole_turn_per_request():
+    # What calibrate measures as cpu_wakeup: a reply and the next request's write share a turn.
+    scenario = trace_scenario(f"app.cpu_wakeup={W}", "workload.kind=closed", "workload.users=1", "workload.think=0",
+                              "workload.duration=0.05", "network.client=0", "sale.stock=1000000")
+    result = simulate(scenario, seed=0)
+    per_request = result.summary["app_util"] * 0.05 / len(result.requests)  # CPU per request
+    assert per_request == pytest.approx(R + OP + W, rel=0.05)
 
 
 def test_a_local_refusal_does_no_io_and_pays_no_turn():
