@@ -12,10 +12,12 @@ calls FLUSHALL/FLUSHDB.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from engine.real.target import RedisTarget, TargetError, Topology
 from engine.slots import key_slot
@@ -119,10 +121,14 @@ class Servers:
         return deleted
 
     async def cpu_seconds(self) -> list[float]:
-        """CPU time (user + system) each master has used since it started."""
+        """CPU time (user + system) each master has used since it started (NaN: it does not answer)."""
         out = []
         for client in self.clients:
-            info = await client.info("cpu")
+            try:
+                info = await client.info("cpu")
+            except (RedisError, OSError):  # a master a fault killed: its CPU time is gone with it
+                out.append(math.nan)
+                continue
             out.append(float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0)))
         return out
 
