@@ -137,9 +137,8 @@ class LocalCluster:
             self.directory = Path(tempfile.mkdtemp(prefix="flashsim-cluster-"))
         try:
             for _ in range(self.nodes * (1 + self.replicas)):
-                self._spawn(binary, free_port())
+                self._spawn_answering(binary, timeout)
             clients = [self._client(port) for port in self.ports]
-            self._wait(lambda: all(_ping(c) for c in clients), timeout, "the nodes to answer PING")
             if self.cluster:
                 self._form(clients, timeout)
                 if self.replicas:
@@ -163,8 +162,41 @@ class LocalCluster:
                 "--repl-ping-replica-period", "1"]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                     "--cluster-node-timeout", str(max(1, round(self.node_timeout * 1000)))]
+                     "--cluster-node-timeout", str(max(1, round(self.node_timeout * 1000))),
+                     # a dead master's slots fail, the others keep serving (Redis' default, yes, stops every
+                     # node until the failover; the simulator's crash stops only the crashed node)
+                     "--cluster-require-full-coverage", "no"]
         return args
+
+    def _spawn_answering(self, binary: str, timeout: float, attempts: int = 5) -> None:
+        """Start one more node on a free port and wait for its PING; another port if it could not bind.
+
+        A port free when probed may be taken before redis-server binds it (another process's
+        outgoing connection, on a busy machine): the node then exits at once, and is started
+        again elsewhere.
+        """
+        for attempt in range(attempts):
+            self._spawn(binary, free_port())
+            proc, client = self.processes[-1], self._client(self.ports[-1])
+            deadline = time.monotonic() + timeout
+            try:
+                while proc.poll() is None and time.monotonic() < deadline:
+                    try:
+                        if _ping(client):
+                            return
+                    except redis.RedisError:
+                        pass
+                    time.sleep(0.01)
+            finally:
+                client.close()
+            if proc.poll() is None:
+                raise TargetError(f"timed out after {timeout:g} s waiting for redis-server on port {self.ports[-1]}")
+            if attempt == attempts - 1:
+                raise TargetError(f"redis-server exited with status {proc.returncode} "
+                                  f"(see the logs in {self.directory})")
+            self.processes.pop()
+            self.pids.pop()
+            self.ports.pop()
 
     def _spawn(self, binary: str, port: int) -> None:
         proc = subprocess.Popen(self._args(binary, port), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -589,13 +589,15 @@ async def _final(strat: Strategy, target: RedisTarget, topology: Topology, conte
 
 async def _cleanup(target: RedisTarget, namespace: str, context: drivers.Context,
                    known: Topology | None = None) -> None:
-    topology = await (discover(target) if known is None else rediscover(target, known))
-    servers = Servers(target, topology)
     try:
-        await servers.delete_namespace(namespace)
-    finally:
-        await servers.close()
-    await drivers.cleanup(context)
+        topology = await (discover(target) if known is None else rediscover(target, known))
+        servers = Servers(target, topology)
+        try:
+            await servers.delete_namespace(namespace)
+        finally:
+            await servers.close()
+    finally:  # the scratch database goes even when a master a fault killed cannot be reached
+        await drivers.cleanup(context)
 
 
 async def read_inventory(strat: Strategy, servers: Servers, context: drivers.Context) -> Inventory:
