@@ -204,12 +204,10 @@ def _crash_trial(cluster: LocalCluster, trial: int, key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="what", required=True)
-    c = sub.add_parser("crash")
-    c.add_argument("--seeds", type=int, default=3)
-    c.add_argument("--node-timeout", type=float, default=1.0)
-    lg = sub.add_parser("lag")
-    lg.add_argument("--trials", type=int, default=5)
+    parser.add_argument("what", choices=("crash", "lag"), help="crash: kill -9 mid-burst; lag: replication lag")
+    parser.add_argument("--seeds", type=int, default=3, help="crash: runs, seeds 0..N-1 (default 3)")
+    parser.add_argument("--node-timeout", type=float, default=1.0, help="crash: cluster-node-timeout, s (default 1)")
+    parser.add_argument("--trials", type=int, default=5, help="lag: kill -9 trials under a write flood (default 5)")
     args = parser.parse_args()
     if args.what == "crash":
         crash(args.seeds, args.node_timeout)

@@ -306,7 +306,7 @@ def _command(port: int, *words: str, timeout: float = 5.0) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    # no retries: redis-py's default (3, backoff up to 10 s) spent seconds on a node the fault had killed
+    # no retries: redis-py 8 defaults to 10, with backoff up to 1 s each: seconds spent on a node a fault killed
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=1.0,
                          decode_responses=True, retry=Retry(NoBackoff(), 0))
     try:
