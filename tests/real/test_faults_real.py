@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +249,98 @@ def test_fault_times_once_or_poisson_before_the_horizon():
     again = fault_times({"p": Fault(kind="redis_pause", at=0.5, rate=20.0, duration=0.01),
                          "c": Fault(kind="redis_crash", at=0.7)}, np.random.default_rng(1), 3.0)
     assert [f.t for f in again] == times and not math.isnan(times[0])
+
+
+# ---------------------------------------------------------------- the driver's resend rule
+def test_a_command_is_resent_only_when_it_certainly_did_not_run(tmp_path):
+    """Connections closed by the server before the write: resent after a reconnect. A reply lost after
+    the write (the server killed while the command waited): the request fails, never resent."""
+    import asyncio
+    import contextlib
+    import threading
+
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from engine.ops import Eval
+    from engine.real.interpreter import RealInterpreter
+    from engine.real.links import LostReply, RedisLinks
+    from engine.real.target import discover
+
+    server = LocalCluster(1, tmp_path / "one").start()
+    keys = ("fsreal-resend:stock:{r}", "fsreal-resend:sold:{r}")
+    admin = redis.Redis(port=server.ports[0], decode_responses=True)
+    admin.mset({keys[0]: 10, keys[1]: 0})
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        interpreter = RealInterpreter(loop, loop.time())
+        target = RedisTarget(server.url)
+        links = RedisLinks(target, await discover(target), interpreter, lanes=2)
+        await links.open()
+        interpreter.redis = links
+
+        def one(qty):
+            return (yield Eval("deduct", keys=keys, args=(qty,)))
+
+        try:
+            assert await interpreter.run_to_end(one(1)) == 9
+            killed = admin.client_kill_filter(_type="normal", skipme=True)  # every lane, idle
+            assert killed >= 2
+            await asyncio.sleep(0.05)
+            assert await interpreter.run_to_end(one(2)) == 7  # written on a fresh connection, once
+            assert (links.reconnects, links.lost) == (1, 0)
+            # now a command written while the server sleeps, and the server killed before it answers
+            def sleep():  # its reply never comes either: the server dies first
+                with contextlib.suppress(redis.RedisError):
+                    redis.Redis(port=server.ports[0], retry=Retry(NoBackoff(), 0)).execute_command("DEBUG", "SLEEP", "0.5")
+
+            sleeper = threading.Thread(target=sleep, daemon=True)
+            sleeper.start()
+            await asyncio.sleep(0.1)
+            outcome: dict = {}
+
+            def lost():
+                try:
+                    yield Eval("deduct", keys=keys, args=(3,))
+                except LostReply as err:
+                    outcome["error"] = err
+                return None
+
+            waiting = loop.create_task(interpreter.run_to_end(lost()))
+            await asyncio.sleep(0.1)
+            server.kill(server.ports[0])
+            await asyncio.wait_for(waiting, 5)
+            assert "not resent" in str(outcome["error"]) and links.lost == 1
+        finally:
+            await links.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        admin.close()
+        server.stop()
+
+
+def test_cli_fault_on_the_cluster_of_cluster_up(tmp_path):
+    """`flashsim cluster up --replicas 1` then `flashsim run --real --redis-url local --fault ...`, as documented."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cli = [sys.executable, "-m", "sim.cli"]
+    up = subprocess.run([*cli, "cluster", "up", "--nodes", "3", "--replicas", "1", "--node-timeout", "1"], env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        run = subprocess.run([*cli, "run", "--real", "--redis-url", "local", "--quiet", "--set", "redis.nodes=3",
+                              "--set", "pipeline.enabled=false", "--set", "workload.buyers=1500",
+                              "--set", "workload.window=1.0", "--fault", "redis_failover@0.3:node=1",
+                              "--fault", "redis_pause@0.6:node=2,duration=0.1"],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "fault fault1: redis_failover at 0.3 s" in run.stdout and "fault fault2: redis_pause" in run.stdout
+        assert "acknowledged_units" in run.stdout and "lost_acknowledged" in run.stdout
+    finally:
+        down = subprocess.run([*cli, "cluster", "down"], env=env, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
