@@ -1,6 +1,6 @@
 """Faults on real servers: what a kill -9 of a master costs, and how far a replica lags (docs/faults.md).
 
-    python experiments/real_faults.py crash [--seeds 3] [--node-timeout 1]   # single_redis, kill -9 mid-burst
+    python experiments/real_faults.py crash [--seeds 3] [--node-timeout 1] [--pipeline]   # single_redis, kill -9
     python experiments/real_faults.py lag [--trials 5]                       # replication lag on loopback
 
 ``crash``: single_redis (async pipeline off) on a local 3-master cluster with
@@ -45,9 +45,9 @@ from engine.slots import even_slot_ranges, key_slot  # noqa: E402
 
 
 # ---------------------------------------------------------------- crash
-def crash(seeds: int, node_timeout: float) -> None:
+def crash(seeds: int, node_timeout: float, pipeline: bool = False) -> None:
     namespace = "fsreal-crashdemo"
-    base = Scenario().with_overrides(["redis.nodes=3", "pipeline.enabled=false", "sale.stock=20000",
+    base = Scenario().with_overrides(["redis.nodes=3", f"pipeline.enabled={str(pipeline).lower()}", "sale.stock=20000",
                                       "workload.kind=burst", "workload.buyers=24000", "workload.window=6",
                                       "workload.timeout=0.5"])
     slot = key_slot(StockKeys(namespace, base.sale.sku).all()[0])
@@ -56,7 +56,8 @@ def crash(seeds: int, node_timeout: float) -> None:
                                     f"faults.crash.node={node}"])
     print(f"single_redis, stock {scenario.sale.stock}, {scenario.workload.buyers} buyers over "
           f"{scenario.workload.window:g} s (uniform burst), timeout {scenario.workload.timeout:g} s; "
-          f"kill -9 of master {node} (the stock key's) at 1.0 s; cluster-node-timeout {node_timeout:g} s")
+          f"kill -9 of master {node} (the stock key's) at 1.0 s; cluster-node-timeout {node_timeout:g} s; "
+          f"async pipeline {'on (MariaDB: $FLASHSIM_DB_URL or 127.0.0.1:3306)' if pipeline else 'off'}")
     header = ("seed", "ok", "timeout", "error", "sold", "acknowledged", "lost_ack", "lost_ack_max", "in_doubt",
               "oversold_promised", "promoted_after_s", "served_again_after_s")
     print(" | ".join(header))
@@ -73,8 +74,8 @@ def crash(seeds: int, node_timeout: float) -> None:
                f"{promoted.iloc[0] - killed:.2f}" if len(promoted) else "-",
                f"{served.min() - killed:.2f}" if len(served) else "-")
         print(" | ".join(map(str, row)), flush=True)
-        if result.violations:
-            print("  violations:", result.violations)
+        print(f"  violations (with the pipeline: its reconciliation too): {result.violations}; "
+              f"sync_differences {s.get('sync_differences', '-')}", flush=True)
 
 
 # ---------------------------------------------------------------- lag
@@ -207,10 +208,11 @@ def main() -> None:
     parser.add_argument("what", choices=("crash", "lag"), help="crash: kill -9 mid-burst; lag: replication lag")
     parser.add_argument("--seeds", type=int, default=3, help="crash: runs, seeds 0..N-1 (default 3)")
     parser.add_argument("--node-timeout", type=float, default=1.0, help="crash: cluster-node-timeout, s (default 1)")
+    parser.add_argument("--pipeline", action="store_true", help="crash: with the async pipeline (needs MariaDB)")
     parser.add_argument("--trials", type=int, default=5, help="lag: kill -9 trials under a write flood (default 5)")
     args = parser.parse_args()
     if args.what == "crash":
-        crash(args.seeds, args.node_timeout)
+        crash(args.seeds, args.node_timeout, args.pipeline)
     else:
         lag(args.trials)
 
