@@ -150,6 +150,7 @@ class Injector:
         self.events: list[dict[str, Any]] = []
         self.crashed_workers: dict[int, float] = {}  # worker -> seconds after the sale start it was killed
         self._tasks: list[asyncio.Task[None]] = []
+        self.finished = False  # finish() was called
 
     def note(self, name: str, fault: Fault, what: str, **fields: Any) -> None:
         self.events.append({"t": time.monotonic() - self.origin, "kind": "fault", "name": name,
@@ -166,6 +167,7 @@ class Injector:
 
     async def finish(self, runner: asyncio.Task[None]) -> None:
         """The buyers are done: faults not yet fired never will (noted); wait for those under way."""
+        self.finished = True
         if not runner.done():
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -48,7 +48,7 @@ from engine.gate.admission import GateStats
 from engine.model import Inventory, Outcome
 from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
 from engine.real.eventloop import run_precise
-from engine.real.faults import Injector, check_faults, fault_times
+from engine.real.faults import PROMOTION_WAIT, Injector, check_faults, fault_times
 from engine.real.interpreter import RealInterpreter
 from engine.real.links import RedisLinks
 from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, hosted, wait_barrier
@@ -529,10 +529,10 @@ async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scena
         if progress is not None:
             progress(int(sum(done_counts)), total)
     finally:
-        if faults is not None and not faults.done():
-            faults.cancel()
+        if faults is not None and injector is not None and not injector.finished:
+            # the run failed: let what the faults set off settle (a promotion), so the cleanup finds the keys
             with contextlib.suppress(BaseException):
-                await faults
+                await asyncio.wait_for(injector.finish(faults), injector.cluster.node_timeout + PROMOTION_WAIT)
         await sampler.close()
 
 

@@ -13,6 +13,7 @@ calls FLUSHALL/FLUSHDB.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,17 +108,29 @@ class Servers:
         return found
 
     async def delete_namespace(self, namespace: str) -> int:
-        """Delete every key under ``namespace:`` (the run created them all); returns how many."""
+        """Delete every key under ``namespace:`` (the run created them all); returns how many.
+
+        A master that does not answer (a fault killed it) is skipped with a warning on stderr,
+        after the others are cleaned: its keys died with it, or live on in a replica promoted later.
+        """
         deleted = 0
-        for client in self.clients:
+        unreachable: list[str] = []
+        for node, client in enumerate(self.clients):
             batch: list[str] = []
-            async for key in client.scan_iter(match=_pattern(namespace), count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
+            try:
+                async for key in client.scan_iter(match=_pattern(namespace), count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        deleted += await _unlink(client, batch)
+                        batch = []
+                if batch:
                     deleted += await _unlink(client, batch)
-                    batch = []
-            if batch:
-                deleted += await _unlink(client, batch)
+            except (RedisError, OSError) as err:
+                host, port = self.topology.masters[node]
+                unreachable.append(f"{host}:{port} ({err.__class__.__name__})")
+        if unreachable:
+            print(f"flashsim: could not delete the keys of {namespace!r} on unreachable master(s) "
+                  f"{', '.join(unreachable)}", file=sys.stderr)
         return deleted
 
     async def cpu_seconds(self) -> list[float]:
