@@ -208,8 +208,9 @@ class LocalCluster:
     def _form(self, clients: list[redis.Redis], timeout: float) -> None:
         for client, (first, last) in zip(clients, even_slot_ranges(self.nodes)):
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
-        for port in self.ports[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        for i, client in enumerate(clients):  # every pair meets: no waiting for gossip to spread the news
+            for port in self.ports[i + 1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", port)
         total = str(len(self.ports))
 
         def formed() -> bool:
@@ -219,7 +220,17 @@ class LocalCluster:
                     return False
             return True
 
-        self._wait(formed, timeout, "cluster_state:ok on every node")
+        try:
+            self._wait(formed, timeout, "cluster_state:ok on every node")
+        except TargetError as err:  # say what each node saw: a port taken under us, a node that never met
+            seen = []
+            for port, client in zip(self.ports, clients):
+                try:
+                    fields = _cluster_info(client)
+                    seen.append(f"{port}: {fields.get('cluster_state')}, knows {fields.get('cluster_known_nodes')}")
+                except redis.RedisError as problem:
+                    seen.append(f"{port}: {problem.__class__.__name__}")
+            raise TargetError(f"{err} ({'; '.join(seen)})") from None
 
     def _replicate(self, clients: list[redis.Redis], timeout: float) -> None:
         """Make each replica process replicate its master; wait until every one is in sync."""
