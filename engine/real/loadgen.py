@@ -182,11 +182,19 @@ class OpenLoopSender:
         self.times = plan.schedule.times[self.indices].tolist()
         self.qtys = plan.schedule.qty[self.indices].tolist()
         n = len(self.indices)
-        self.t_done = np.full(n, np.nan)
-        self.outcome = np.full(n, -1, dtype=np.int8)
-        self.node = np.full(n, -1, dtype=np.int16)
-        self.ops = np.zeros(n, dtype=np.int32)
-        self.lag = np.zeros(n)
+        shared = plan.extra.get("shared")
+        if shared is None:
+            self.t_done = np.full(n, np.nan)
+            self.outcome = np.full(n, -1, dtype=np.int8)
+            self.node = np.full(n, -1, dtype=np.int16)
+            self.ops = np.zeros(n, dtype=np.int32)
+            self.lag = np.zeros(n)
+        else:  # the coordinator's shared memory (engine.real.run.shared_columns): readable if this process dies
+            self.t_done = np.frombuffer(shared["t_done"], dtype=np.float64)[:n]
+            self.outcome = np.frombuffer(shared["outcome"], dtype=np.int8)[:n]
+            self.node = np.frombuffer(shared["node"], dtype=np.int16)[:n]
+            self.ops = np.frombuffer(shared["ops"], dtype=np.int32)[:n]
+            self.lag = np.frombuffer(shared["lag"], dtype=np.float64)[:n]
         self.pending = 0
         self.finished = 0
         self.admission = Admission(interpreter, plan)

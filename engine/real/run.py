@@ -15,6 +15,12 @@ arrival schedule (same seed => the same intended send times), the same
    inventory from the servers every ``report.timeline_interval`` meanwhile;
 3. read the final inventory back from the servers, check the invariants,
    delete the namespace (unless ``keep``).
+
+With faults in the scenario (``faults`` section, ``flashsim run --real --fault``)
+the coordinator also runs the injector of :mod:`engine.real.faults` during step 2,
+on the cluster ``RealOptions.cluster`` names (one flashsim started), and the
+summary gains the loss figures of :mod:`engine.real.losses`, read back from the
+servers after the run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import math
 import multiprocessing
 import os
 import signal
@@ -38,15 +45,17 @@ import numpy as np
 import pandas as pd
 
 from engine.gate.admission import GateStats
-from engine.model import Inventory
+from engine.model import Inventory, Outcome
 from engine.real import drivers, mq, sql  # noqa: F401  (mq and sql register their drivers)
 from engine.real.eventloop import run_precise
+from engine.real.faults import PROMOTION_WAIT, Injector, check_faults, fault_times
 from engine.real.interpreter import RealInterpreter
 from engine.real.links import RedisLinks
 from engine.real.loadgen import ClosedLoopUsers, OpenLoopSender, WorkerLog, WorkerPlan, hosted, wait_barrier
+from engine.real.losses import real_loss_figures
 from engine.real.servers import NamespaceInUse, Servers
 from engine.real.sql import MAX_POOL_PER_PROCESS
-from engine.real.target import RedisTarget, TargetError, Topology, discover
+from engine.real.target import RedisTarget, TargetError, Topology, discover, rediscover
 from engine.result import (
     Result,
     gated,
@@ -87,6 +96,9 @@ class RealOptions:
     # Seconds between the coordinator's inventory samples (Result.timeline); None: the scenario's
     # report.timeline_interval, but not under MIN_SAMPLE_INTERVAL (sampling is load; see there).
     sample_interval: float | None = None
+    # The LocalCluster serving ``target`` when flashsim started it: the only servers the scenario's
+    # faults may be injected into (engine.real.faults); None refuses every fault.
+    cluster: Any = None
 
 
 def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
@@ -105,6 +117,8 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     namespace = options.namespace or f"fsreal-{uuid.uuid4().hex[:10]}"
     streams = Streams(seed)
     strat = cls(scenario, streams.generator("strategy"), namespace=namespace)
+    check_faults(scenario.faults, options.cluster, options.target, options.workers, scenario.app.instances,
+                 scenario.workload.kind != "closed")
     owned = False
     restore = _interrupt_on_sigterm()
     context = drivers.Context(options.target, namespace, options.keep, scenario=scenario,
@@ -113,11 +127,11 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         topology, origin, cpu_before = asyncio.run(_prepare(strat, options.target, context))
         owned = True
         load = _load(strat, scenario, seed, options, topology, origin, progress, context)
-        inventory, checks = asyncio.run(_final(strat, options.target, topology, context))
+        inventory, checks, topology = asyncio.run(_final(strat, options.target, topology, context))
     finally:
         try:
             if owned and not options.keep:
-                asyncio.run(_cleanup(options.target, namespace, context))
+                asyncio.run(_cleanup(options.target, namespace, context, topology if owned else None))
         finally:
             restore()
     requests = _merge(load.logs, scenario)
@@ -125,6 +139,10 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     summary = summarize(cls.name, requests, inventory, node_busy, load.t_clients - (load.t0 - origin), load.counters,
                         scenario.report.warmup)
     summary.update(load.errors.figures())
+    if load.crashed:
+        summary["app_crash_errors"] = load.crashed
+    if scenario.faults:
+        summary.update(real_loss_figures(requests, inventory))
     summary.update(send_lag_figures(load.logs))
     summary["redis_cpu_s"] = sum(node_busy)  # the masters' CPU over the run (INFO cpu, before and after)
     summary["driver_cpu_s"] = sum(load.process_cpu[:-1])  # the load generators' (app instances') CPU
@@ -140,7 +158,7 @@ def run_real(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         print(load.errors.warning(), file=sys.stderr)
     violations = inventory.violations() + checks + load.reconciliation
     summary["violations"] = len(violations)
-    events_frame = pd.DataFrame(load.events)
+    events_frame = pd.DataFrame(load.events + load.fault_events)
     if not events_frame.empty:
         events_frame["t"] = events_frame["t"] - (load.t0 - origin)
         events_frame = events_frame.sort_values("t", kind="stable").reset_index(drop=True)
@@ -228,11 +246,13 @@ class _Load:
     reconciliation: list[str]  # the pipeline's differences, as violations (the pipeline service drains)
     process_cpu: list[float]  # CPU seconds of each process since its fork: the workers', then the service's
     gate: GateStats | None = None  # the gates of every worker's instances, merged (None: no gate)
+    fault_events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # the injector's (origin clock)
+    crashed: int = 0  # requests of app workers killed by an app_crash fault, answered as errors
 
 
 def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, topology: Topology,
           origin: float, progress: Progress | None, context: drivers.Context) -> _Load:
-    """Fork the workers, sample the timeline while they run, gather their logs."""
+    """Fork the workers, sample the timeline (and inject the faults) while they run, gather their logs."""
     workers = options.workers
     ctx = multiprocessing.get_context("fork")
     service = workers  # the pipeline service's plan index: after the load generators'
@@ -243,6 +263,13 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     t0 = time.monotonic() + START_MARGIN + 0.05 * (workers + 1)
     plans = [WorkerPlan(k, workers, scenario, seed, origin, t0, schedule, barrier, done_counts)
              for k in range(workers + 1)]
+    crashable = schedule is not None and any(f.kind == "app_crash" for f in scenario.faults.values())
+    arrived = ctx.Array("b", workers + 1, lock=False)  # process k reached the drain barrier
+    for plan in plans:
+        plan.extra["arrived"] = arrived
+        if crashable and not plan.service:  # a worker that may be killed keeps its outcomes where we can read them
+            assert schedule is not None
+            plan.extra["shared"] = shared_columns(ctx, len(range(plan.index, len(schedule), workers)))
     pipes, procs = [], []
     for plan in plans:
         parent, child = ctx.Pipe(duplex=False)
@@ -251,23 +278,48 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
         child.close()
         pipes.append(parent)
         procs.append(proc)
+    injector = None
+    if scenario.faults:
+        horizon = (schedule.times[-1] if schedule is not None and len(schedule) else scenario.workload.duration)
+        firings = fault_times(scenario.faults, Streams(seed).generator("faults"), float(horizon))
+
+        def kill_worker(k: int) -> None:
+            procs[k].kill()
+            if not arrived[k]:  # it will never reach the drain barrier: reach it on its behalf
+                threading.Thread(target=_stand_in, args=(barrier,), daemon=True).start()
+
+        injector = Injector(firings, options.cluster, t0, origin, kill_worker, workers, scenario.app.instances)
     results: list[Any] = [None] * (workers + 1)
     timeline: list[dict[str, float]] = []
     try:
         asyncio.run(_watch(strat, options.target, topology, scenario, t0, pipes, procs, results,
-                           timeline, done_counts, total, progress, context, sample_interval(options, scenario)))
+                           timeline, done_counts, total, progress, context, sample_interval(options, scenario),
+                           injector))
     finally:
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
             proc.join(5)
-    failures = [r[1] for r in results if r is not None and r[0] != "ok"]
+    crashed_at = injector.crashed_workers if injector is not None else {}
+    failures = [r[1] for r in results if r is not None and r[0] not in ("ok", "crashed")]
     if failures or not all(results):
         barrier.abort()
         raise TargetError(f"real run failed: {failures[0] if failures else 'a worker died'}")
-    outs = [r[1] for r in results]
+    outs = []
+    crashed = 0
+    for k, result in enumerate(results):
+        if result[0] == "ok":
+            outs.append(result[1])
+            continue
+        assert schedule is not None
+        log, unanswered = crashed_log(plans[k], crashed_at[k])
+        crashed += unanswered
+        outs.append({"log": log, "tally": None, "events": [], "errors": StrategyErrors(), "servers": {},
+                     "gate": None, "t_clients": t0 - origin + crashed_at[k], "cpu": [], "recon": [],
+                     "process_cpu": math.nan})  # what it counted died with it
     logs = [o["log"] for o in outs]
-    counters = strat.merge_tallies([out["tally"] for out in outs])  # the strategy's figures, over processes
+    # the strategy's figures, over processes (a worker an app_crash killed took its own with it)
+    counters = strat.merge_tallies([out["tally"] for out in outs if out["tally"] is not None])
     for out in outs:  # the servers' side (DB statements, MQ deliveries), summed over workers
         for key, value in out["servers"].items():
             counters[key] = counters.get(key, 0.0) + value
@@ -282,7 +334,49 @@ def _load(strat: Strategy, scenario: Scenario, seed: int, options: RealOptions, 
     return _Load(logs=logs[:service], counters=counters, events=[e for out in outs for e in out["events"]],
                  errors=errors, t0=t0, t_clients=max(o["t_clients"] for o in outs[:service]),
                  cpu=outs[service]["cpu"], timeline=timeline, reconciliation=outs[service]["recon"], gate=gate,
-                 process_cpu=[o["process_cpu"] for o in outs])
+                 process_cpu=[o["process_cpu"] for o in outs],
+                 fault_events=injector.events if injector is not None else [], crashed=crashed)
+
+
+SHARED_COLUMNS = (("t_done", "d"), ("outcome", "b"), ("node", "h"), ("ops", "i"), ("lag", "d"))
+
+
+def shared_columns(ctx: Any, n: int) -> dict[str, Any]:
+    """Per-request columns in shared memory (open loop), so a worker killed mid-run leaves its outcomes behind."""
+    columns = {name: ctx.RawArray(code, max(1, n)) for name, code in SHARED_COLUMNS}
+    np.frombuffer(columns["t_done"], dtype=np.float64)[:] = np.nan
+    np.frombuffer(columns["outcome"], dtype=np.int8)[:] = -1
+    np.frombuffer(columns["node"], dtype=np.int16)[:] = -1
+    return columns
+
+
+def crashed_log(plan: WorkerPlan, crash: float) -> tuple[WorkerLog, int]:
+    """The log of a worker killed ``crash`` seconds after the sale start, from its shared columns.
+
+    A request it had sent and not answered ends as ``error`` at the crash; one due after the crash
+    meets a dead app and ends as ``error`` at its intended instant. Returns the log and how many
+    requests ended so.
+    """
+    assert plan.schedule is not None
+    indices = np.arange(plan.index, len(plan.schedule), plan.workers)
+    n = len(indices)
+    shared = plan.extra["shared"]
+    times = plan.schedule.times[indices]
+    t_done = np.frombuffer(shared["t_done"], dtype=np.float64)[:n].copy()
+    outcome = np.frombuffer(shared["outcome"], dtype=np.int8)[:n].copy()
+    node = np.frombuffer(shared["node"], dtype=np.int16)[:n].copy()
+    ops = np.frombuffer(shared["ops"], dtype=np.int32)[:n].copy()
+    lag = np.frombuffer(shared["lag"], dtype=np.float64)[:n].copy()
+    unanswered = outcome < 0
+    t_done[unanswered] = np.maximum(times[unanswered], crash)
+    outcome[unanswered] = Outcome.ERROR
+    return WorkerLog(indices, times, t_done, outcome, plan.schedule.qty[indices], node, ops, lag), int(unanswered.sum())
+
+
+def _stand_in(barrier: Any) -> None:
+    """Wait at the drain barrier for a worker that was killed (so the others drain)."""
+    with contextlib.suppress(Exception):
+        barrier.wait(DRAIN_BARRIER_TIMEOUT)
 
 
 def _worker_main(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
@@ -339,11 +433,29 @@ async def _worker(plan: WorkerPlan, strat: Strategy, options: RealOptions, topol
         plan.progress[plan.index] = clients.finished
         # what the buyers set off (refills, the DB moves they queued) finishes here: the drain runs elsewhere
         await asyncio.wait_for(interpreter.quiet(), DRAIN_BARRIER_TIMEOUT)
+        plan.extra["arrived"][plan.index] = 1
         await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
         interpreter.stopping = True
+        servers_figures = drivers.figures(interpreter.drivers)
+        if strat.scenario.faults:  # what the links did about the faults (redirects, reconnections, lost replies)
+            servers_figures.update(interpreter.redis.figures())
         return {"log": clients.log(), "tally": strat.tally(), "events": strat.event_log,
                 "errors": interpreter.errors, "t_clients": t_clients, "cpu": [], "recon": [],
-                "servers": drivers.figures(interpreter.drivers), "gate": clients.admission.stats()}
+                "servers": servers_figures, "gate": clients.admission.stats()}
+
+
+async def cpu_now(target: RedisTarget, topology: Topology) -> list[float]:
+    """Each master's CPU seconds now; NaN for a master that is no longer the process it was (a failover)."""
+    now = await rediscover(target, topology)
+    servers = Servers(target, now)
+    try:
+        cpu = await servers.cpu_seconds()
+    finally:
+        await servers.close()
+    if now.masters != topology.masters:
+        cpu = [value if len(now.masters) == len(topology.masters) and now.masters[i] == topology.masters[i]
+               else math.nan for i, value in enumerate(cpu)]
+    return cpu
 
 
 async def _service(plan: WorkerPlan, strat: Strategy, options: RealOptions, topology: Topology,
@@ -358,73 +470,134 @@ async def _service(plan: WorkerPlan, strat: Strategy, options: RealOptions, topo
         await wait_barrier(plan.barrier, DRAIN_BARRIER_TIMEOUT)
         await interpreter.run_to_end(strat.drain(), TaskKind.DRAIN)
         interpreter.stopping = True
-        servers = Servers(options.target, topology)
-        try:
-            cpu = await servers.cpu_seconds()
-        finally:
-            await servers.close()
+        cpu = await cpu_now(options.target, topology)
+        servers_figures = drivers.figures(interpreter.drivers)
+        if strat.scenario.faults:
+            servers_figures.update(interpreter.redis.figures())
         return {"log": None, "tally": strat.tally(), "events": strat.event_log,
                 "errors": interpreter.errors, "t_clients": 0.0, "cpu": cpu,
                 "recon": strat.reconciliation_differences(),
-                "servers": drivers.figures(interpreter.drivers), "gate": None}
+                "servers": servers_figures, "gate": None}
 
 
 async def _watch(strat: Strategy, target: RedisTarget, topology: Topology, scenario: Scenario, t0: float,
                  pipes: list[Any], procs: list[Any], results: list[Any], timeline: list[dict[str, float]],
                  done_counts: Any, total: int | None, progress: Progress | None, context: drivers.Context,
-                 sample_interval: float) -> None:
-    """Coordinator: sample the inventory from the servers until every worker has reported."""
+                 sample_interval: float, injector: Injector | None = None) -> None:
+    """Coordinator: sample the inventory from the servers until every worker has reported; inject the faults."""
     loop = asyncio.get_running_loop()
-    servers = Servers(target, topology)
+    sampler = _Sampler(strat, target, topology, context, tolerant=injector is not None)
     interval = sample_interval
     next_sample = t0
+    faults = loop.create_task(injector.run()) if injector is not None else None
     try:
         while True:
             for k, pipe in enumerate(pipes):
-                if results[k] is None and pipe.poll():
-                    results[k] = pipe.recv()
+                if results[k] is not None:
+                    continue
+                if injector is not None and k in injector.crashed_workers:
+                    results[k] = ("crashed", None)  # killed by an app_crash fault: its log is in shared memory
+                    continue
+                if pipe.poll():
+                    try:
+                        results[k] = pipe.recv()
+                    except EOFError:  # it died without a word
+                        results[k] = ("error", f"worker {k} died (exit code {procs[k].exitcode})")
                     if results[k][0] != "ok":
                         return
-                elif results[k] is None and not procs[k].is_alive() and not pipe.poll():
+                elif not procs[k].is_alive() and not pipe.poll():
                     results[k] = ("error", f"worker {k} died (exit code {procs[k].exitcode})")
                     return
             if all(results):
                 break
+            if faults is not None and faults.done() and faults.exception() is not None:
+                raise faults.exception()  # type: ignore[misc]
             now = loop.time()
             if now >= next_sample:
-                inventory = await read_inventory(strat, servers, context)
-                timeline.append(_row(loop.time() - t0, inventory, strat, scenario))
+                inventory = await sampler.read()
+                if inventory is not None:
+                    timeline.append(_row(loop.time() - t0, inventory, strat, scenario))
                 next_sample = max(next_sample + interval, loop.time())
                 if progress is not None:
                     progress(int(sum(done_counts)), total)
             await asyncio.sleep(min(0.01, max(0.0, next_sample - loop.time())))
-        timeline.append(_row(loop.time() - t0, await read_inventory(strat, servers, context), strat, scenario))
+        if faults is not None:  # faults due after the buyers are done never fire; what is under way finishes
+            await injector.finish(faults)  # type: ignore[union-attr]
+        inventory = await sampler.read()
+        if inventory is not None:
+            timeline.append(_row(loop.time() - t0, inventory, strat, scenario))
         if progress is not None:
             progress(int(sum(done_counts)), total)
     finally:
-        await servers.close()
+        if faults is not None and injector is not None and not injector.finished:
+            # the run failed: let what the faults set off settle (a promotion), so the cleanup finds the keys
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(injector.finish(faults), injector.cluster.node_timeout + PROMOTION_WAIT)
+        await sampler.close()
+
+
+class _Sampler:
+    """The coordinator's inventory reads; under faults a failed read skips the sample and re-reads the topology."""
+
+    def __init__(self, strat: Strategy, target: RedisTarget, topology: Topology, context: drivers.Context,
+                 tolerant: bool):
+        self.strat, self.target, self.topology, self.context = strat, target, topology, context
+        self.tolerant = tolerant
+        self.servers: Servers | None = Servers(target, topology)
+        self.skipped = 0
+
+    async def read(self) -> Inventory | None:
+        if self.servers is None:
+            try:
+                self.topology = await rediscover(self.target, self.topology)
+            except TargetError:
+                return None
+            self.servers = Servers(self.target, self.topology)
+        try:
+            if not self.tolerant:
+                return await read_inventory(self.strat, self.servers, self.context)
+            return await asyncio.wait_for(read_inventory(self.strat, self.servers, self.context), 1.0)
+        except Exception:
+            if not self.tolerant:
+                raise
+            self.skipped += 1
+            await self.close()
+            return None
+
+    async def close(self) -> None:
+        if self.servers is not None:
+            servers, self.servers = self.servers, None
+            with contextlib.suppress(Exception):
+                await servers.close()
 
 
 async def _final(strat: Strategy, target: RedisTarget, topology: Topology, context: drivers.Context
-                 ) -> tuple[Inventory, list[str]]:
-    """The inventory read back from the servers, and the real-only invariant checks."""
+                 ) -> tuple[Inventory, list[str], Topology]:
+    """The inventory read back from the servers, the real-only invariant checks, the topology now.
+
+    The topology is read again first: a fault may have moved a master (a promoted replica).
+    """
+    topology = await rediscover(target, topology)
     servers = Servers(target, topology)
     try:
         inventory = await read_inventory(strat, servers, context)
         checks = await drivers.final_checks(context, strat, inventory)
     finally:
         await servers.close()
-    return inventory, checks
+    return inventory, checks, topology
 
 
-async def _cleanup(target: RedisTarget, namespace: str, context: drivers.Context) -> None:
-    topology = await discover(target)
-    servers = Servers(target, topology)
+async def _cleanup(target: RedisTarget, namespace: str, context: drivers.Context,
+                   known: Topology | None = None) -> None:
     try:
-        await servers.delete_namespace(namespace)
-    finally:
-        await servers.close()
-    await drivers.cleanup(context)
+        topology = await (discover(target) if known is None else rediscover(target, known))
+        servers = Servers(target, topology)
+        try:
+            await servers.delete_namespace(namespace)
+        finally:
+            await servers.close()
+    finally:  # the scratch database goes even when a master a fault killed cannot be reached
+        await drivers.cleanup(context)
 
 
 async def read_inventory(strat: Strategy, servers: Servers, context: drivers.Context) -> Inventory:

@@ -12,10 +12,13 @@ calls FLUSHALL/FLUSHDB.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from engine.real.target import RedisTarget, TargetError, Topology
 from engine.slots import key_slot
@@ -105,24 +108,40 @@ class Servers:
         return found
 
     async def delete_namespace(self, namespace: str) -> int:
-        """Delete every key under ``namespace:`` (the run created them all); returns how many."""
+        """Delete every key under ``namespace:`` (the run created them all); returns how many.
+
+        A master that does not answer (a fault killed it) is skipped with a warning on stderr,
+        after the others are cleaned: its keys died with it, or live on in a replica promoted later.
+        """
         deleted = 0
-        for client in self.clients:
+        unreachable: list[str] = []
+        for node, client in enumerate(self.clients):
             batch: list[str] = []
-            async for key in client.scan_iter(match=_pattern(namespace), count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
+            try:
+                async for key in client.scan_iter(match=_pattern(namespace), count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        deleted += await _unlink(client, batch)
+                        batch = []
+                if batch:
                     deleted += await _unlink(client, batch)
-                    batch = []
-            if batch:
-                deleted += await _unlink(client, batch)
+            except (RedisError, OSError) as err:
+                host, port = self.topology.masters[node]
+                unreachable.append(f"{host}:{port} ({err.__class__.__name__})")
+        if unreachable:
+            print(f"flashsim: could not delete the keys of {namespace!r} on unreachable master(s) "
+                  f"{', '.join(unreachable)}", file=sys.stderr)
         return deleted
 
     async def cpu_seconds(self) -> list[float]:
-        """CPU time (user + system) each master has used since it started."""
+        """CPU time (user + system) each master has used since it started (NaN: it does not answer)."""
         out = []
         for client in self.clients:
-            info = await client.info("cpu")
+            try:
+                info = await client.info("cpu")
+            except (RedisError, OSError):  # a master a fault killed: its CPU time is gone with it
+                out.append(math.nan)
+                continue
             out.append(float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0)))
         return out
 

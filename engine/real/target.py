@@ -102,6 +102,7 @@ class Topology:
     cluster: bool
     masters: tuple[tuple[str | None, int | None], ...]  # (host, port); (None, None) = the URL itself
     ranges: tuple[tuple[tuple[int, int], ...], ...]  # per master: its slot ranges
+    replicas: tuple[tuple[str, int], ...] = ()  # every replica CLUSTER SLOTS lists (seeds for rediscover)
 
     def owners(self) -> list[int]:
         """Master index of every slot (0..16383)."""
@@ -119,9 +120,9 @@ class Topology:
         return f"a Redis Cluster of {len(self.masters)} masters"
 
 
-async def discover(target: RedisTarget) -> Topology:
-    """Single node or cluster, and the cluster's masters by first slot."""
-    client = target.client(socket_timeout=5, socket_connect_timeout=5)
+async def discover(target: RedisTarget, host: str | None = None, port: int | None = None) -> Topology:
+    """Single node or cluster, and the cluster's masters by first slot (asking the URL's node, or ``host:port``)."""
+    client = target.client(host, port, socket_timeout=5, socket_connect_timeout=5)
     try:
         info = await client.info("cluster")
         if not info.get("cluster_enabled"):
@@ -132,11 +133,30 @@ async def discover(target: RedisTarget) -> Topology:
     finally:
         await client.aclose()
     by_master: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    default_host = urlsplit(target.url).hostname or "127.0.0.1"
     for row in _slot_rows(rows):
-        first, last, host, port = row
-        by_master.setdefault((host or urlsplit(target.url).hostname or "127.0.0.1", port), []).append((first, last))
+        first, last, master_host, master_port = row
+        by_master.setdefault((master_host or default_host, master_port), []).append((first, last))
     order = sorted(by_master, key=lambda m: min(by_master[m]))
-    return Topology(True, tuple(order), tuple(tuple(sorted(by_master[m])) for m in order))
+    replicas = tuple(dict.fromkeys((h or default_host, p) for h, p in _replica_rows(rows)))
+    return Topology(True, tuple(order), tuple(tuple(sorted(by_master[m])) for m in order), replicas)
+
+
+async def rediscover(target: RedisTarget, known: Topology) -> Topology:
+    """The topology now, asked of the URL's node or else of any master or replica ``known`` names.
+
+    After a failover the URL's node may be dead: any surviving node answers for the cluster.
+    """
+    seeds: list[tuple[str | None, int | None]] = [(None, None)]
+    seeds += [m for m in known.masters if m != (None, None)] + list(known.replicas)
+    failure: TargetError | None = None
+    for host, port in dict.fromkeys(seeds):
+        try:
+            return await discover(target, host, port)
+        except TargetError as err:
+            failure = failure or err
+    assert failure is not None
+    raise failure
 
 
 def _slot_rows(rows: Any) -> list[tuple[int, int, str, int]]:
@@ -151,3 +171,10 @@ def _slot_rows(rows: Any) -> list[tuple[int, int, str, int]]:
         first, last, master = row[0], row[1], row[2]
         out.append((int(first), int(last), master[0], int(master[1])))
     return out
+
+
+def _replica_rows(rows: Any) -> list[tuple[str, int]]:
+    """The replicas CLUSTER SLOTS lists, as (host, port)."""
+    if isinstance(rows, dict):
+        return [(r[0], int(r[1])) for nodes in rows.values() for r in nodes.get("replicas", [])]
+    return [(r[0], int(r[1])) for row in rows for r in row[3:]]

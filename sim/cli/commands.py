@@ -88,7 +88,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    scenario = scenario_from(args)
+    scenario = real.with_faults(scenario_from(args), args.faults)  # --fault SPEC: into the faults section
     cls = resolve_strategy(scenario, args.strategy)
     print(describe(scenario, args.seed))
     with buyer_progress(cls.name, args.quiet) as progress:
