@@ -166,9 +166,10 @@ class RedisConfig:
                            "for longer than wake.after", factory=True)
     replicas: int = doc(0, "asynchronous replicas per master (0: a crashed master's slots are gone until it "
                            "restarts; flashsim cluster up --replicas N)")
-    replica_lag: Dist = doc(lambda: Dist("deterministic", 0.001),
+    replica_lag: Dist = doc(lambda: Dist("deterministic", 0.0001),
                             "how long a write takes to reach a master's replica (asynchronous replication): "
-                            "what a crash loses", factory=True)
+                            "what a crash loses (0.1 ms: a write visible on the replica after 91-131 us at the "
+                            "median on loopback, experiments/real_faults.py lag; docs/faults.md)", factory=True)
     node_timeout: float = doc(15.0, "cluster-node-timeout, seconds: a crashed master's replica is promoted this "
                                     "long after the crash (redis.conf default 15000 ms)")
     wait_replicas: int = doc(0, "WAIT for this many replicas after each deduction (0: never; it narrows, never "
