@@ -10,6 +10,7 @@ Listed in :data:`sim.cli.main.COMMANDS`, which imports this module when one of t
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -124,9 +125,23 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", help="run the probes on this Dask scheduler")
 
 
+def fleet_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario a plan sizes: servers on machines of their own (``host.cores`` 0) unless ``--set`` says.
+
+    A profile measured with every server on one machine carries that machine's cores
+    (``host.cores``); a plan sizes shards and instances as separate servers.
+    """
+    scenario = scenario_from(args)
+    if scenario.host.cores and not any(o.strip().startswith("host.") for o in args.overrides):
+        print(f"plan: sizing servers with CPU of their own: host.cores {scenario.host.cores} -> 0 (the profile's "
+              f"machine; --set host.cores=N plans for one N-core host)", file=sys.stderr)
+        scenario = scenario.with_overrides(["host.cores=0"])
+    return scenario
+
+
 def _plan(args: argparse.Namespace) -> int:
     kwargs = {"results_root": args.out} if args.out else {}
-    result = plan(args.peak, args.p99, args.stock, scenario_from(args), sizes=args.sizes,
+    result = plan(args.peak, args.p99, args.stock, fleet_scenario(args), sizes=args.sizes,
                   partitions_per_node=args.partitions_per_node, max_shards=args.max_shards,
                   max_instances=args.max_instances, warmup=args.warmup, replications=args.replications,
                   seed=args.seed, workers=args.workers, dask=args.dask, quiet=args.quiet, of=args.of, **kwargs)

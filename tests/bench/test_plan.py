@@ -168,3 +168,20 @@ def test_the_slo_can_be_on_successful_buyers_only(tmp_path, capsys):
     assert (evidence.set_index("shards")["p99_worst"] == worst_ok.loc[evidence["shards"]].to_numpy()).all()
     assert not math.isnan(worst_ok.iloc[0])
     assert main([*args, "--of", "some"]) == 2
+
+
+def test_a_plan_gives_servers_cpu_of_their_own_unless_set(tmp_path, capsys):
+    import argparse
+
+    from sim.bench.commands import fleet_scenario
+
+    profile = tmp_path / "onehost.toml"
+    profile.write_text('[profile]\nname = "onehost"\n[scenario]\n"host.cores" = 2\n')
+
+    def args(*overrides: str) -> argparse.Namespace:
+        return argparse.Namespace(scenario=None, profile=str(profile), overrides=list(overrides), seed=0)
+
+    assert fleet_scenario(args()).host.cores == 0
+    assert "host.cores 2 -> 0" in capsys.readouterr().err
+    assert fleet_scenario(args("host.cores=1")).host.cores == 1  # asked for: one 1-core host
+    assert capsys.readouterr().err == ""
