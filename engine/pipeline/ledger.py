@@ -34,6 +34,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from engine.pipeline.columnar import DetailRows
 from engine.sql import DB_BEGIN, DbCommit, DbError, DbExec, DbRollback, SqlResult
 from engine.sql.ops import DUPLICATE_KEY, EMPTY
 from engine.sql.registry import Statement, Table, Tables, lock_rows, no_locks, register, register_table
@@ -53,6 +54,7 @@ DETAIL = register_table(Table(
     create_sql=("CREATE TABLE {detail} (detail_id VARCHAR(160) NOT NULL PRIMARY KEY, sku VARCHAR(64) NOT NULL, "
                 "part VARCHAR(128) NOT NULL, qty BIGINT NOT NULL, t DOUBLE NOT NULL, "
                 "KEY sku_idx (sku)) ENGINE=InnoDB"),
+    rows=DetailRows,  # one row per sale: held in columns in the simulator (engine/pipeline/columnar.py)
 ))
 
 
@@ -112,7 +114,10 @@ def _detail_insert(tables: Tables, params: tuple) -> SqlResult:
     rows = tables["detail"]
     if detail_id in rows:
         return EMPTY  # INSERT IGNORE of a duplicate key: nothing happens, 0 rows
-    rows[detail_id] = {"detail_id": detail_id, "sku": sku, "part": part, "qty": int(qty), "t": float(t)}
+    if rows.__class__ is DetailRows:
+        rows.insert(detail_id, sku, part, int(qty), float(t))  # type: ignore[attr-defined]
+    else:
+        rows[detail_id] = {"detail_id": detail_id, "sku": sku, "part": part, "qty": int(qty), "t": float(t)}
     return SqlResult(affected=1)
 
 
@@ -146,7 +151,10 @@ def _ledger_select(tables: Tables, params: tuple) -> SqlResult:
 
 
 def _detail_totals(tables: Tables, params: tuple) -> SqlResult:
-    qtys = [row["qty"] for row in tables["detail"].values() if row["sku"] == params[0]]
+    rows = tables["detail"]
+    if rows.__class__ is DetailRows:
+        return SqlResult((rows.totals(params[0]),))  # type: ignore[attr-defined]
+    qtys = [row["qty"] for row in rows.values() if row["sku"] == params[0]]
     return SqlResult(((len(qtys), sum(qtys)),))
 
 

@@ -7,10 +7,12 @@ so a simulated and a real run report the same figures.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 
 import numpy as np
 
+from engine.pipeline.columnar import IdSet
 from engine.pipeline.ledger import ApplyReport
 
 
@@ -30,12 +32,12 @@ class SyncStats:
         self.duplicate_batches = 0  # deliveries that changed nothing
         self.redeliveries = 0  # deliveries after the first of a message
         self.applied_twice = 0  # records the DB took as new twice: must stay 0
-        self.lags: list[float] = []  # per record: deduction -> commit of its apply
-        self.record_times: list[float] = []
+        self.lags = array("d")  # per record: deduction -> commit of its apply
+        self.record_times = array("d")
         self.first_commit = math.nan
         self.last_commit = math.nan
         self.drain_seconds = math.nan
-        self._seen: set[str] = set()
+        self._seen = IdSet()
 
     @classmethod
     def merged(cls, parts: list[SyncStats]) -> SyncStats:

@@ -10,6 +10,9 @@ script returns strings, integers where it returns numbers).
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
+from engine.pipeline.columnar import DetailHash
 from engine.scripts import BAD_QTY, NO_STOCK_KEY, SOLD_OUT, Store, as_int, register
 
 
@@ -50,13 +53,22 @@ def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, 
         numbers["seq"] = high
     seq = numbers["seq"] = int(numbers.get("seq", 0)) + 1
     record_id = f"{epoch}.{seq}" if epoch else str(seq)
-    store.setdefault(details, {})[record_id] = f"{qty}|{t}|p"
+    records = store.get(details)
+    if records is None:
+        records = store[details] = DetailHash()  # a dict in columns (engine/pipeline/columnar.py)
+    if records.__class__ is DetailHash:
+        records.add(record_id, qty, t)
+    else:
+        records[record_id] = f"{qty}|{t}|p"
     queue = store.setdefault(pending, [])
     queue.append(record_id)
     return seq, len(queue)
 
 
-def _restatus(details: dict[str, str], seq: str, status: str) -> str:
+def _restatus(details: MutableMapping[str, str], seq: str, status: str) -> str:
+    if details.__class__ is DetailHash:
+        record = details.set_status(seq, status)  # type: ignore[attr-defined]
+        return details[seq] if record is None else record
     record = details[seq] = f"{details[seq]}"[:-1] + status  # (the Lua treats any value as text)
     return record
 
@@ -116,8 +128,12 @@ def detail_applied(store: Store, keys: tuple, args: tuple) -> int:
         del store[keys[1]]  # Redis deletes an emptied hash
     details = store[keys[0]]
     seqs = value.partition("|")[2].split(",")
-    for seq in seqs:
-        _restatus(details, seq, "a")
+    if details.__class__ is DetailHash:
+        for seq in seqs:
+            details.set_status(seq, "a")
+    else:
+        for seq in seqs:
+            _restatus(details, seq, "a")
     return len(seqs)
 
 
@@ -126,8 +142,11 @@ def detail_backlog(store: Store, keys: tuple, args: tuple) -> list[int]:
 
 
 def detail_summary(store: Store, keys: tuple, args: tuple) -> list[int]:
+    details = store.get(keys[0], {})
+    if details.__class__ is DetailHash:
+        return [*details.summary(), int(store.get(keys[1]) or 0)]
     records = qty = pending = sent = applied = applied_qty = 0
-    for record in store.get(keys[0], {}).values():
+    for record in details.values():
         n = int(record.partition("|")[0])
         status = record[-1]
         records += 1

@@ -44,13 +44,13 @@ real query); a missing row or table reads as ``None``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.sql.ops import EMPTY, TABLE_EXISTS, DbError, SqlResult
 
-Tables = dict[str, dict[Any, dict[str, Any]]]
+Tables = dict[str, MutableMapping[Any, dict[str, Any]]]
 Twin = Callable[[Tables, tuple], "SqlResult | DbError"]
 RowKey = tuple[str, Any]
 Locks = Callable[[tuple], tuple[RowKey, ...]]
@@ -85,6 +85,7 @@ class Table:
     name: str
     key: str
     create_sql: str
+    rows: Callable[[], MutableMapping[Any, dict[str, Any]]] = dict  # what holds its rows in the twins' model
 
 
 STATEMENTS: dict[str, Statement] = {}
@@ -116,7 +117,7 @@ def register_table(table: Table) -> Table:
     def create(tables: Tables, params: tuple) -> SqlResult | DbError:
         if name in tables:
             return DbError(TABLE_EXISTS, name)
-        tables[name] = {}
+        tables[name] = table.rows()
         return EMPTY
 
     def drop(tables: Tables, params: tuple) -> SqlResult:

@@ -300,8 +300,11 @@ class SimDb:
         txn.waiting_for = row
         txn.t_wait = now
         txn.wait_deadline = now + config.lock_wait_timeout
+        queue = row.queue
+        if queue is None:
+            queue = row.queue = deque()
         if config.deadlock_detect:
-            cost = config.detect_cost * len(row.queue)
+            cost = config.detect_cost * len(queue)
             done = (now if now > self.lock_sys_free else self.lock_sys_free) + cost
             self.lock_sys_free = done
             self.stats["detect_time"] += cost
@@ -312,7 +315,7 @@ class SimDb:
                 reply = (txn, DbError(sql.DEADLOCK), txn.autocommit and not txn.session)
                 schedule_call(self.env, done - now + self._hop(), self._deliver, reply)
                 return
-        row.queue.append(txn)
+        queue.append(txn)
         if not row.timer_armed:
             row.timer_armed = True
             schedule_call(self.env, config.lock_wait_timeout, self._lock_timer, row)
@@ -338,11 +341,13 @@ class SimDb:
             schedule_call(self.env, queue[0].wait_deadline - now, self._lock_timer, row)
         else:
             row.timer_armed = False
+            self._forget(row)
 
     def _release(self, row: Row) -> None:
         """Hand ``row`` to its next waiter, through the lock_sys mutex."""
         row.holder = None
         if not row.queue:
+            self._forget(row)
             return
         now = self.env.now
         txn = row.queue.popleft()
@@ -352,6 +357,11 @@ class SimDb:
         txn.waiting_for = None
         self.stats["lock_wait_time"] += granted - txn.t_wait
         schedule_call(self.env, granted - now, self._granted, txn)
+
+    def _forget(self, row: Row) -> None:
+        """Drop ``row`` once nothing refers to it (a new Row is made when it is locked again)."""
+        if row.holder is None and not row.queue and not row.timer_armed and row.group is None:
+            del self.rows[row.key]
 
     def _granted(self, event: Call) -> None:
         txn: Txn = event.value

@@ -14,14 +14,19 @@ GONE = object()  # before-image of a row that did not exist
 
 
 class Row:
-    """One lockable row: its holder and its FIFO queue of waiting transactions."""
+    """One lockable row: its holder and its FIFO queue of waiting transactions.
+
+    A row exists only while it is held, waited for, armed with a timer or forming a group: the
+    server drops it once free (a free row and a new one behave alike), and its queue is made on
+    the first wait, so a million rows locked once each (detail inserts) cost no memory after commit.
+    """
 
     __slots__ = ("key", "holder", "queue", "timer_armed", "group")
 
     def __init__(self, key: RowKey):
         self.key = key
         self.holder: Txn | None = None
-        self.queue: deque[Txn] = deque()
+        self.queue: deque[Txn] | None = None  # made by the first waiter
         self.timer_armed = False
         self.group: Group | None = None  # hot-row group still taking members
 

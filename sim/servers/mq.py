@@ -140,11 +140,15 @@ class SimMq:
 
     # --- ack ----------------------------------------------------------------
     def ack(self, task: Task, op: Ack) -> None:
-        msg = self._topic(op.topic).messages.get(op.msg_id)
+        messages = self._topic(op.topic).messages
+        msg = messages.get(op.msg_id)
         first = msg is not None and not msg.acked
         if msg is not None and first:
             msg.acked = True
             self.acks += 1
+            # Forgotten once acknowledged: a later ack of it is not the first (as when kept), and a
+            # copy still on its way or a redelivery already queued holds the message itself.
+            del messages[op.msg_id]
         self.interpreter.wake_after(self._publish(), task, first)
 
     def figures(self) -> dict[str, float]:
