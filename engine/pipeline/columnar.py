@@ -33,15 +33,27 @@ _STATUS = {"p": 1, "s": 2, "a": 3}
 _LETTER = ("", "p", "s", "a")
 
 
-def split_id(key: object) -> tuple[str, int] | None:
+_SPLIT: dict[Any, tuple[str, int] | None] = {}  # recent keys: an id is split at every step of its way
+_SPLIT_MAX = 1 << 16
+_MISS = object()
+_SEQ_LIMIT = 10**15  # split_id reads at most 15 digits
+
+
+def split_id(key: Any) -> tuple[str, int] | None:
     """``"sku42:17"`` -> ``("sku42:", 17)``; None when ``key`` does not end in a canonical number."""
-    if key.__class__ is not str:
-        return None
-    prefix = key.rstrip(_DIGITS)  # type: ignore[attr-defined]
-    tail = key[len(prefix):]  # type: ignore[index]
-    if not tail or tail[0] == "0" or len(tail) > 15:
-        return None
-    return prefix, int(tail)
+    parts = _SPLIT.get(key, _MISS)
+    if parts is not _MISS:
+        return parts  # type: ignore[return-value]
+    parts = None
+    if key.__class__ is str:
+        prefix = key.rstrip(_DIGITS)
+        tail = key[len(prefix):]
+        if tail and tail[0] != "0" and len(tail) <= 15:
+            parts = prefix, int(tail)
+    if len(_SPLIT) >= _SPLIT_MAX:
+        _SPLIT.clear()
+    _SPLIT[key] = parts
+    return parts
 
 
 def _grow(block: Any, index: int, columns: tuple[str, ...]) -> bool:
@@ -91,27 +103,36 @@ class DetailHash(MutableMapping[str, str]):
         self._n = 0  # records held in blocks
 
     # --- the fast paths the twins use -------------------------------------------
-    def add(self, key: str, qty: int, t: str, status: str = "p") -> None:
-        """``self[key] = f"{qty}|{t}|{status}"`` without building the string when it fits a block."""
+    def add(self, key: str, qty: int, t: str, parts: tuple[str, int] | None = None, status: str = "p") -> None:
+        """``self[key] = f"{qty}|{t}|{status}"`` without building the string when it fits a block.
+
+        ``parts``: ``split_id(key)`` when the caller knows it (it made ``key`` from a prefix and a seq).
+        """
         if qty.__class__ is int and -_INT64 <= qty < _INT64 and status in _STATUS:
             x = _stamp_fits(t)
-            if x is not None and self._put(key, qty, x, _STATUS[status]):
+            if x is not None and self._put(key, qty, x, _STATUS[status], parts):
                 return
         self[key] = f"{qty}|{t}|{status}"
 
-    def set_status(self, key: str, status: str) -> str | None:
-        """Replace the last character of ``key``'s value by ``status`` (KeyError if absent); the new value.
-
-        Returns None instead of the value when it is held in a block and not asked for.
-        """
+    def restatus(self, key: str, status: str) -> str:
+        """Replace the last character of ``key``'s value by ``status`` (KeyError if absent); the new value."""
         located = self._find(key)
         if located is not None and status in _STATUS:
             block, i = located
             block.flags[i] = _STATUS[status]
-            return None
+            return f"{block.qty[i]}|{block.t[i]:.6f}|{status}"
         value = f"{self[key]}"[:-1] + status
         self[key] = value
         return value
+
+    def set_status(self, key: str, status: str) -> None:
+        """:meth:`restatus` without building the new value."""
+        located = self._find(key)
+        if located is not None and status in _STATUS:
+            block, i = located
+            block.flags[i] = _STATUS[status]
+        else:
+            self.restatus(key, status)
 
     def summary(self) -> tuple[int, int, int, int, int, int]:
         """``detail_summary``'s figures: records, qty, pending, sent, applied, applied qty."""
@@ -153,8 +174,9 @@ class DetailHash(MutableMapping[str, str]):
             return block, i
         return None
 
-    def _put(self, key: str, qty: int, t: float, status: int) -> bool:
-        parts = split_id(key)
+    def _put(self, key: str, qty: int, t: float, status: int, parts: tuple[str, int] | None = None) -> bool:
+        if parts is None or parts[1] >= _SEQ_LIMIT:
+            parts = split_id(key)
         if parts is None:
             return False
         prefix, seq = parts
@@ -263,11 +285,29 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
         self._other: dict[Any, dict[str, Any]] = {}
         self._n = 0
 
-    def insert(self, detail_id: Any, sku: Any, part: Any, qty: Any, t: Any) -> None:
-        """``self[detail_id] = {"detail_id": detail_id, "sku": sku, ...}`` without the dict when it fits."""
-        if qty.__class__ is int and t.__class__ is float and self._put(detail_id, sku, part, qty, t):
-            return
-        self[detail_id] = {"detail_id": detail_id, "sku": sku, "part": part, "qty": qty, "t": t}
+    def insert(self, detail_id: Any, sku: Any, part: Any, qty: Any, t: Any) -> bool:
+        """INSERT IGNORE: ``self[detail_id] = {"detail_id": detail_id, "sku": sku, ...}`` unless the id is
+        there already (False); no dict is made when the row fits a block."""
+        parts = split_id(detail_id)
+        if self._find(detail_id, parts) is not None or detail_id in self._other:
+            return False
+        if not (qty.__class__ is int and t.__class__ is float and self._put(detail_id, sku, part, qty, t, parts)):
+            self[detail_id] = {"detail_id": detail_id, "sku": sku, "part": part, "qty": qty, "t": t}
+        return True
+
+    def copy_to(self, key: Any, target: DetailRows) -> None:
+        """``target[key] = self[key]`` (a commit publishing a row), or delete it from ``target`` if absent here."""
+        parts = split_id(key)
+        located = self._find(key, parts)
+        if located is not None:
+            block, i = located
+            if target._put(key, block.sku, block.part, block.qty[i], block.t[i], parts):
+                return
+            target[key] = self[key]
+        elif key in self._other:
+            target[key] = dict(self._other[key])
+        else:
+            target.pop(key, None)
 
     def totals(self, sku: Any) -> tuple[int, int]:
         """``SELECT COUNT(*), SUM(qty) ... WHERE sku = %s`` over the table."""
@@ -282,8 +322,9 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
                 total += row["qty"]
         return count, total
 
-    def _find(self, key: object) -> tuple[_RowBlock, int] | None:
-        parts = split_id(key)
+    def _find(self, key: object, parts: Any = _MISS) -> tuple[_RowBlock, int] | None:
+        if parts is _MISS:
+            parts = split_id(key)
         if parts is None:
             return None
         block = self._blocks.get(parts[0])
@@ -294,10 +335,11 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
             return block, i
         return None
 
-    def _put(self, key: Any, sku: Any, part: Any, qty: int, t: float) -> bool:
+    def _put(self, key: Any, sku: Any, part: Any, qty: int, t: float, parts: Any = _MISS) -> bool:
         if not -_INT64 <= qty < _INT64:
             return False
-        parts = split_id(key)
+        if parts is _MISS:
+            parts = split_id(key)
         if parts is None:
             return False
         prefix, seq = parts
@@ -381,7 +423,8 @@ class IdSet:
         self._other: set[Any] = set()
         self._n = 0
 
-    def add(self, key: Any) -> None:
+    def add(self, key: Any) -> bool:
+        """Add ``key``; False if it was there already."""
         parts = split_id(key)
         if parts is not None:
             prefix, seq = parts
@@ -393,11 +436,15 @@ class IdSet:
             if 0 <= i <= len(flags) + _SPARSE and not (self._other and key in self._other):
                 if i >= len(flags):
                     flags += bytes(max(i + 1 - len(flags), len(flags), 64))
-                if not flags[i]:
-                    flags[i] = 1
-                    self._n += 1
-                return
+                if flags[i]:
+                    return False
+                flags[i] = 1
+                self._n += 1
+                return True
+        if key in self._other:
+            return False
         self._other.add(key)
+        return True
 
     def __contains__(self, key: object) -> bool:
         parts = split_id(key)

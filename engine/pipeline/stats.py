@@ -86,10 +86,10 @@ class SyncStats:
             self.duplicate_batches += 1
         if deliveries > 1:
             self.redeliveries += 1
+        seen = self._seen
         for detail_id in report.inserted:
-            if detail_id in self._seen:
+            if not seen.add(detail_id):
                 self.applied_twice += 1
-            self._seen.add(detail_id)
         self.applied_records += len(report.inserted)
         self.lags.extend(now - t for t in times)
         self.record_times.extend(times)

@@ -75,6 +75,8 @@ class SyncPipeline:
         self.topic = f"{namespace}:stock-sync:{sku}"
         self.partitions: dict[str, DetailKeys] = {}
         self._sold_keys: dict[str, str] = {}
+        self._deduct_keys: dict[str, tuple[StockKeys, tuple[str, ...]]] = {}  # (key properties format strings)
+        self._detail_keys: dict[str, tuple[str, str, str]] = {}
         self._flushing: set[str] = set()
         self._moves: deque[tuple[bool, str, int]] = deque()  # (pre-allocation?, partition, units), in order
         self._mover = False  # a task is writing _moves to the DB
@@ -99,13 +101,20 @@ class SyncPipeline:
 
     def deduct_keys(self, counter: StockKeys) -> tuple[str, ...]:
         """KEYS of ``deduct_detail`` for ``counter``: stock, sold, details, pending, meta."""
-        part = self.partitions[counter.tag]
-        return (counter.stock, counter.sold, part.details, part.pending, part.meta)
+        made = self._deduct_keys.get(counter.tag)
+        if made is None or made[0] is not counter:
+            part = self.partitions[counter.tag]
+            made = self._deduct_keys[counter.tag] = (
+                counter, (counter.stock, counter.sold, part.details, part.pending, part.meta))
+        return made[1]
 
     def detail_keys(self, tag: str) -> tuple[str, str, str]:
         """The KEYS a detail-writing deduct script appends: details, pending, meta."""
-        part = self.partitions[tag]
-        return (part.details, part.pending, part.meta)
+        keys = self._detail_keys.get(tag)
+        if keys is None:
+            part = self.partitions[tag]
+            keys = self._detail_keys[tag] = (part.details, part.pending, part.meta)
+        return keys
 
     # --- setup --------------------------------------------------------------
     def setup(self, initial: int, allocations: list[tuple[str, int]]) -> Ops:
@@ -260,7 +269,8 @@ class SyncPipeline:
         payload = msg.payload
         tag = payload["part"]
         part = self.partitions[tag]
-        records = [(part.detail_id(record_id), qty, t) for record_id, qty, t in payload["records"]]
+        prefix = part.detail_id("")  # detail ids are <tag>:<record id>
+        records = [(f"{prefix}{record_id}", qty, t) for record_id, qty, t in payload["records"]]
         try:
             report = yield from ledger.apply_batch(self.sku, tag, records)
         except ledger.ApplyFailed as err:
@@ -269,8 +279,12 @@ class SyncPipeline:
             self._note(now, "sync_apply_failed", part=tag, batch=payload["batch"], error=str(err))
             return  # no ack: the broker delivers it again after the ack timeout
         now = yield NOW
-        times = {detail_id: t for detail_id, _, t in records}
-        self.stats.applied(now, report, [times[i] for i in report.inserted], msg.deliveries)
+        if len(report.inserted) == len(records):  # all new (inserted lists them in order)
+            inserted_times = [t for _, _, t in records]
+        else:
+            times = {detail_id: t for detail_id, _, t in records}
+            inserted_times = [times[i] for i in report.inserted]
+        self.stats.applied(now, report, inserted_times, msg.deliveries)
         yield Ack(self.topic, msg.msg_id)
         yield Spawn(_mark_applied(part, payload["batch"]))
         self._note(now, "sync_apply", part=tag, batch=payload["batch"], inserted=len(report.inserted),

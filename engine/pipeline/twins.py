@@ -57,7 +57,7 @@ def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, 
     if records is None:
         records = store[details] = DetailHash()  # a dict in columns (engine/pipeline/columnar.py)
     if records.__class__ is DetailHash:
-        records.add(record_id, qty, t)
+        records.add(record_id, qty, t, (f"{epoch}." if epoch else "", seq) if seq > 0 else None)
     else:
         records[record_id] = f"{qty}|{t}|p"
     queue = store.setdefault(pending, [])
@@ -67,8 +67,7 @@ def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, 
 
 def _restatus(details: MutableMapping[str, str], seq: str, status: str) -> str:
     if details.__class__ is DetailHash:
-        record = details.set_status(seq, status)  # type: ignore[attr-defined]
-        return details[seq] if record is None else record
+        return details.restatus(seq, status)  # type: ignore[attr-defined]
     record = details[seq] = f"{details[seq]}"[:-1] + status  # (the Lua treats any value as text)
     return record
 

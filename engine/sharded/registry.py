@@ -40,7 +40,7 @@ class State(IntEnum):
     REMOVED = 2
 
 
-@dataclass
+@dataclass(slots=True)
 class PartitionView:
     """What one app believes about one partition."""
 
@@ -54,6 +54,7 @@ class PartitionView:
 
 
 POLICIES = ("random", "round_robin", "p2c", "p2c_load")
+_ACTIVE = State.ACTIVE  # (bound once: read on every request's path)
 
 
 class Registry:
@@ -88,8 +89,9 @@ class Registry:
 
     # --- selection --------------------------------------------------------
     def eligible(self, qty: int, tried: tuple[int, ...] = ()) -> list[int]:
+        load = self.load
         return [v.index for v in self.views
-                if v.state is State.ACTIVE and v.remaining - v.reserved * self.load >= qty and v.index not in tried]
+                if v.state is _ACTIVE and v.remaining - v.reserved * load >= qty and v.index not in tried]
 
     def select(self, qty: int, tried: tuple[int, ...] = ()) -> int | None:
         """A partition to try for ``qty`` units, or None when none looks sufficient."""
@@ -121,9 +123,11 @@ class Registry:
         """Uniform among eligible partitions: a few blind draws, then an exact list."""
         views = self.views
         n = len(views)
+        draw = self._random
+        load = self.load
         for _ in range(4):
-            v = views[int(self._random() * n)]
-            if v.state is State.ACTIVE and v.remaining - v.reserved * self.load >= qty and v.index not in tried:
+            v = views[int(draw() * n)]
+            if v.state is _ACTIVE and v.remaining - v.reserved * load >= qty and v.index not in tried:
                 return v.index
         candidates = self.eligible(qty, tried)
         if not candidates:

@@ -55,12 +55,16 @@ import simpy
 
 from engine import sql
 from engine.distributions import sampler
+from engine.pipeline.columnar import DetailRows
 from engine.sql import DbBegin, DbCommit, DbError, DbExec, DbRollback, SqlResult, Statement
+from engine.sql.registry import STATEMENTS as _STATEMENTS
 from engine.sql.registry import RowKey, Tables
 from sim.interpreter import Interpreter, Task
 from sim.kernel import Call, schedule_call
 from sim.servers.db_txn import GONE, Group, Row, Txn, closes_cycle
 from sim.world import COMPONENTS, World
+
+_NO_ROWS: dict = {}
 
 
 class _Pool:
@@ -213,11 +217,15 @@ class SimDb:
 
     # ------------------------------------------------------------ statements
     def _send(self, txn: Txn, op: DbExec) -> None:
-        statement = sql.get(op.statement)
+        statement = _STATEMENTS.get(op.statement) or sql.get(op.statement)
         txn.statement = statement
         txn.params = op.params
-        held = {row.key for row in txn.held}
-        txn.pending = [key for key in reversed(statement.locks(op.params)) if key not in held]
+        keys = statement.locks(op.params)
+        if txn.held:
+            held = {row.key for row in txn.held}
+            txn.pending = [key for key in reversed(keys) if key not in held]
+        else:
+            txn.pending = list(reversed(keys))
         schedule_call(self.env, self._hop(), self._statement_arrives, txn)
 
     def _statement_arrives(self, event: Call) -> None:
@@ -251,7 +259,7 @@ class SimDb:
         row.holder = txn
         txn.held.append(row)
         table, key = row.key
-        image: Any = self.working.get(table, {}).get(key, GONE)
+        image: Any = self.working.get(table, _NO_ROWS).get(key, GONE)
         txn.before[row.key] = image if image is GONE else dict(image)
 
     def _execute(self, txn: Txn, now: float) -> None:
@@ -377,8 +385,12 @@ class SimDb:
         for row in txn.held:
             table, key = row.key
             if commit:
-                image: Any = self.working.get(table, {}).get(key, GONE)
+                source = self.working.get(table, _NO_ROWS)
                 target = self.committed.setdefault(table, {})
+                if source.__class__ is DetailRows and target.__class__ is DetailRows:  # column to column
+                    source.copy_to(key, target)  # type: ignore[attr-defined]
+                    continue
+                image: Any = source.get(key, GONE)
                 if image is GONE:
                     target.pop(key, None)
                 else:
