@@ -35,7 +35,7 @@ _LETTER = ("", "p", "s", "a")
 
 _SPLIT: dict[Any, tuple[str, int] | None] = {}  # recent keys: an id is split at every step of its way
 _SPLIT_MAX = 1 << 16
-_MISS = object()
+_MISS: Any = object()
 _SEQ_LIMIT = 10**15  # split_id reads at most 15 digits
 
 
@@ -163,7 +163,9 @@ class DetailHash(MutableMapping[str, str]):
 
     # --- storage -------------------------------------------------------------------
     def _find(self, key: object) -> tuple[_HashBlock, int] | None:
-        parts = split_id(key)
+        parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+        if parts is _MISS:
+            parts = split_id(key)
         if parts is None:
             return None
         block = self._blocks.get(parts[0])
@@ -176,7 +178,9 @@ class DetailHash(MutableMapping[str, str]):
 
     def _put(self, key: str, qty: int, t: float, status: int, parts: tuple[str, int] | None = None) -> bool:
         if parts is None or parts[1] >= _SEQ_LIMIT:
-            parts = split_id(key)
+            parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+            if parts is _MISS:
+                parts = split_id(key)
         if parts is None:
             return False
         prefix, seq = parts
@@ -288,7 +292,9 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
     def insert(self, detail_id: Any, sku: Any, part: Any, qty: Any, t: Any) -> bool:
         """INSERT IGNORE: ``self[detail_id] = {"detail_id": detail_id, "sku": sku, ...}`` unless the id is
         there already (False); no dict is made when the row fits a block."""
-        parts = split_id(detail_id)
+        parts = _SPLIT.get(detail_id, _MISS)  # (split_id's cache, looked up inline: the hot path)
+        if parts is _MISS:
+            parts = split_id(detail_id)
         if self._find(detail_id, parts) is not None or detail_id in self._other:
             return False
         if not (qty.__class__ is int and t.__class__ is float and self._put(detail_id, sku, part, qty, t, parts)):
@@ -297,7 +303,9 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
 
     def copy_to(self, key: Any, target: DetailRows) -> None:
         """``target[key] = self[key]`` (a commit publishing a row), or delete it from ``target`` if absent here."""
-        parts = split_id(key)
+        parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+        if parts is _MISS:
+            parts = split_id(key)
         located = self._find(key, parts)
         if located is not None:
             block, i = located
@@ -324,7 +332,9 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
 
     def _find(self, key: object, parts: Any = _MISS) -> tuple[_RowBlock, int] | None:
         if parts is _MISS:
-            parts = split_id(key)
+            parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+            if parts is _MISS:
+                parts = split_id(key)
         if parts is None:
             return None
         block = self._blocks.get(parts[0])
@@ -339,7 +349,9 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
         if not -_INT64 <= qty < _INT64:
             return False
         if parts is _MISS:
-            parts = split_id(key)
+            parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+            if parts is _MISS:
+                parts = split_id(key)
         if parts is None:
             return False
         prefix, seq = parts
@@ -425,7 +437,9 @@ class IdSet:
 
     def add(self, key: Any) -> bool:
         """Add ``key``; False if it was there already."""
-        parts = split_id(key)
+        parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+        if parts is _MISS:
+            parts = split_id(key)
         if parts is not None:
             prefix, seq = parts
             block = self._blocks.get(prefix)
@@ -447,7 +461,9 @@ class IdSet:
         return True
 
     def __contains__(self, key: object) -> bool:
-        parts = split_id(key)
+        parts = _SPLIT.get(key, _MISS)  # (split_id's cache, looked up inline: the hot path)
+        if parts is _MISS:
+            parts = split_id(key)
         if parts is not None:
             block = self._blocks.get(parts[0])
             if block is not None:

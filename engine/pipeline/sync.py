@@ -169,10 +169,16 @@ class SyncPipeline:
     def deduct(self, counter: StockKeys, qty: int) -> Generator[Any, Any, int]:
         """Deduct ``qty`` and write its detail record atomically; the reply codes of ``deduct``."""
         now = yield NOW
-        seen = self.stats.max_seq.get(counter.tag, 0)
-        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter), (qty, stamp(now), seen))
-        if remaining >= 0:
-            yield from self.recorded(counter.tag, seq, pending)
+        tag = counter.tag
+        max_seq = self.stats.max_seq
+        remaining, seq, pending = yield Eval("deduct_detail", self.deduct_keys(counter),
+                                             (qty, f"{now:.6f}", max_seq.get(tag, 0)))  # (stamp, inline)
+        if remaining >= 0:  # recorded(), inline: this runs once per sale
+            if seq > max_seq.get(tag, 0):
+                max_seq[tag] = seq
+            if pending >= self.config.threshold and tag not in self._flushing:
+                self._flushing.add(tag)
+                yield Spawn(self._count_flush(tag))
         return remaining
 
     def deduct_with(self, script: str, keys: tuple[str, ...], args: tuple[Any, ...], tag: str) -> Generator[Any, Any, list]:

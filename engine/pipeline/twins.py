@@ -44,14 +44,22 @@ def write_detail(store: Store, details: str, pending: str, meta: str, qty: int, 
     ``<epoch>r<seen>`` and numbering resumes after ``seen`` (see ``deduct_detail.lua``).
     The record's id is its seq, or ``<epoch>.<seq>`` once the partition has an epoch.
     """
-    high = as_int(seen)
-    high = high if high is not None and high >= 0 else 0
-    numbers = store.setdefault(meta, {})
-    epoch = str(numbers.get("epoch", ""))
-    if int(numbers.get("seq", 0)) < high:
+    high = seen if seen.__class__ is int else as_int(seen)
+    if high is None or high < 0:
+        high = 0
+    numbers = store.get(meta)
+    if numbers is None:
+        numbers = store[meta] = {}
+    epoch = numbers.get("epoch", "")
+    if epoch.__class__ is not str:
+        epoch = str(epoch)
+    seq = numbers.get("seq", 0)
+    if seq.__class__ is not int:
+        seq = int(seq)
+    if seq < high:
         epoch = numbers["epoch"] = f"{epoch}r{high}"
-        numbers["seq"] = high
-    seq = numbers["seq"] = int(numbers.get("seq", 0)) + 1
+        seq = high
+    seq = numbers["seq"] = seq + 1
     record_id = f"{epoch}.{seq}" if epoch else str(seq)
     records = store.get(details)
     if records is None:
