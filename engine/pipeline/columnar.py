@@ -188,7 +188,7 @@ class DetailHash(MutableMapping[str, str]):
         if block is None:
             block = self._blocks[prefix] = _HashBlock(seq)
         i = seq - block.base
-        if i < 0 or not _grow(block, i, ("qty", "t")):
+        if i < 0 or (i >= len(block.flags) and not _grow(block, i, ("qty", "t"))):
             return False
         if self._other and key in self._other:
             del self._other[key]
@@ -362,7 +362,7 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
                 or part.__class__ is not block.part.__class__:
             return False
         i = seq - block.base
-        if i < 0 or not _grow(block, i, ("qty", "t")):
+        if i < 0 or (i >= len(block.flags) and not _grow(block, i, ("qty", "t"))):
             return False
         if self._other and key in self._other:
             del self._other[key]

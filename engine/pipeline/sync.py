@@ -239,7 +239,10 @@ class SyncPipeline:
                 yield from self._publish(tag, int(batch), flat, RESEND)
 
     def _publish(self, tag: str, batch: int, flat: list, trigger: str) -> Ops:
-        records = [(str(flat[i]), *_parse_record(flat[i + 1])) for i in range(0, len(flat), 2)]
+        records = []
+        for i in range(0, len(flat), 2):  # seq, "qty|time|status"
+            qty, t, _ = flat[i + 1].split("|")
+            records.append((str(flat[i]), int(qty), float(t)))
         payload = {"sku": self.sku, "part": tag, "batch": batch, "records": records}
         now = yield NOW
         self.stats.batch_sent(trigger, len(records))
@@ -366,8 +369,3 @@ class SyncPipeline:
 def _mark_applied(part: DetailKeys, batch: int) -> Ops:
     yield Eval("detail_applied", (part.details, part.batches), (batch,))
 
-
-def _parse_record(record: str) -> tuple[int, float]:
-    """``"qty|time|status"`` -> ``(qty, time)``."""
-    qty, t, _ = record.split("|")
-    return int(qty), float(t)

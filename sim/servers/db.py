@@ -240,12 +240,22 @@ class SimDb:
         """Take the statement's rows in order; wait in a row's queue when it is taken."""
         now = self.env.now
         pending = txn.pending
+        rows = self.rows
+        working = self.working
+        held = txn.held
+        before = txn.before
         while pending:
-            row = self._row(pending[-1])
-            if row.holder is not None or row.queue:
+            key = pending[-1]
+            row = rows.get(key)
+            if row is None:  # (self._row, inline: a new row is free)
+                row = rows[key] = Row(key)
+            elif row.holder is not None or row.queue:
                 self._wait(txn, row, now)
                 return
-            self._hold(txn, row)
+            row.holder = txn  # (self._hold, inline: a batch insert locks a row per record)
+            held.append(row)
+            image: Any = working.get(key[0], _NO_ROWS).get(key[1], GONE)
+            before[key] = image if image is GONE else dict(image)
             pending.pop()
         self._execute(txn, now)
 
@@ -382,13 +392,22 @@ class SimDb:
     # ------------------------------------------------------------ end of a transaction
     def _end(self, txn: Txn, commit: bool) -> None:
         """Publish (commit) or undo (rollback) the rows ``txn`` locked, then release them."""
+        last: Any = None
+        source: Any = _NO_ROWS
+        target: Any = _NO_ROWS
+        columns = False
         for row in txn.held:
             table, key = row.key
             if commit:
-                source = self.working.get(table, _NO_ROWS)
-                target = self.committed.setdefault(table, {})
-                if source.__class__ is DetailRows and target.__class__ is DetailRows:  # column to column
-                    source.copy_to(key, target)  # type: ignore[attr-defined]
+                if table != last:  # (the rows of a transaction are mostly in one table)
+                    last = table
+                    source = self.working.get(table, _NO_ROWS)
+                    target = self.committed.get(table)
+                    if target is None:
+                        target = self.committed[table] = {}
+                    columns = source.__class__ is DetailRows and target.__class__ is DetailRows
+                if columns:  # column to column
+                    source.copy_to(key, target)
                     continue
                 image: Any = source.get(key, GONE)
                 if image is GONE:
