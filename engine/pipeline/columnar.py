@@ -1,7 +1,7 @@
 """Columnar stores for the simulator's detail records: a million sales without a million objects.
 
-Both classes are mappings that read and write exactly like the ``dict`` they replace, so every
-twin, test and reader sees the same keys and values; only the storage differs. Records are
+Both classes are dicts (subclasses) that read and write exactly like the ``dict`` they replace, so
+every twin, test and reader sees the same keys and values; only the storage differs. Records are
 numbered ``1, 2, 3...`` per partition (or ``<epoch>.<seq>`` after a rollback), so a record's id
 splits into a *prefix* (the text before its trailing digits) and a *seq*; each prefix gets a
 block of parallel arrays indexed by ``seq - base``. A key or value that does not have the usual
@@ -22,7 +22,7 @@ nothing is ever refused or altered.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from itertools import compress
 from typing import Any
 
@@ -82,6 +82,75 @@ def _stamp_fits(t: object) -> float | None:
     return x if f"{x:.6f}" == t else None
 
 
+def _rebuild(cls: type, items: list) -> Any:
+    made = cls()
+    for key, value in items:
+        made[key] = value
+    return made
+
+
+class _ColumnDict(dict):  # type: ignore[type-arg]
+    """A ``dict`` whose entries live elsewhere (in columns): every dict method goes through the
+    mapping protocol a subclass defines (``__getitem__``, ``__setitem__``, ``__delitem__``,
+    ``__iter__``, ``__len__``, ``__contains__``, ``get``), and dict's own storage stays empty.
+
+    A dict, so that code asking ``isinstance(value, dict)`` (is this Redis value a hash?) sees one.
+    Only C code that reads a dict's storage directly misses the entries: ``json.dumps`` needs
+    ``dict(value)``.
+    """
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+    keys = MutableMapping.keys  # type: ignore[assignment]
+    items = MutableMapping.items  # type: ignore[assignment]
+    values = MutableMapping.values  # type: ignore[assignment]
+    popitem = MutableMapping.popitem  # type: ignore[assignment]
+    setdefault = MutableMapping.setdefault  # type: ignore[assignment]
+    update = MutableMapping.update  # type: ignore[assignment]
+    clear = MutableMapping.clear  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (dict, Mapping)):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        try:
+            value = self[key]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        del self[key]
+        return value
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(list(self))
+
+    def __or__(self, other: Any) -> dict:  # type: ignore[override]
+        return dict(self.items()) | other
+
+    def __ror__(self, other: Any) -> dict:  # type: ignore[override]
+        return other | dict(self.items())
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def copy(self) -> Any:
+        return _rebuild(type(self), list(self.items()))
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # pickle, copy.deepcopy: rebuilt entry by entry
+        return _rebuild, (type(self), list(self.items()))
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class _HashBlock:
     __slots__ = ("base", "flags", "qty", "t")
 
@@ -92,7 +161,7 @@ class _HashBlock:
         self.t = array("d")
 
 
-class DetailHash(MutableMapping[str, str]):
+class DetailHash(_ColumnDict):
     """A partition's detail-record hash (``record id -> "qty|time|status"``), held in columns."""
 
     __slots__ = ("_blocks", "_other", "_n")
@@ -250,8 +319,6 @@ class DetailHash(MutableMapping[str, str]):
     def __len__(self) -> int:
         return self._n + len(self._other)
 
-    def __repr__(self) -> str:
-        return f"DetailHash({dict(self.items())!r})"
 
 
 def _next_set(flags: bytearray, start: int) -> int:
@@ -279,7 +346,7 @@ class _RowBlock:
 _COLUMNS = frozenset(("detail_id", "sku", "part", "qty", "t"))
 
 
-class DetailRows(MutableMapping[Any, dict[str, Any]]):
+class DetailRows(_ColumnDict):
     """The simulated DB's ``detail`` table (``detail id -> row dict``), held in columns."""
 
     __slots__ = ("_blocks", "_other", "_n")
@@ -421,8 +488,6 @@ class DetailRows(MutableMapping[Any, dict[str, Any]]):
     def __len__(self) -> int:
         return self._n + len(self._other)
 
-    def __repr__(self) -> str:
-        return f"DetailRows({dict(self.items())!r})"
 
 
 class IdSet:

@@ -219,3 +219,31 @@ def test_a_simulated_sale_keeps_records_in_columns_and_no_per_record_object():
     assert set(hashes[0].summary()[2:4]) == {0}  # nothing pending or sent: all applied
     assert all(not topic.messages for topic in world.mq.topics.values())  # acknowledged: forgotten
     assert not math.isnan(s["sync_lag_p99"])
+
+
+@pytest.mark.parametrize("cls, entries", [
+    (DetailHash, {"1": "2|0.500000|p", "2": "1|0.600000|a", "r3.4": "1|0.700000|s", "x": "odd"}),
+    (DetailRows, {f"sku42:{n}": {"detail_id": f"sku42:{n}", "sku": "sku42", "part": "sku42", "qty": n, "t": 0.5}
+                  for n in (1, 2, 3)} | {"odd": {"detail_id": "odd", "sku": "s", "part": "p", "qty": 1.5, "t": 1}}),
+])
+def test_columnar_stores_are_dicts_to_every_reader(cls, entries):
+    """Code that asks isinstance(value, dict), copies, pickles or serialises a hash sees the same entries."""
+    import copy
+    import json
+    import pickle
+
+    store = cls()
+    for key, value in entries.items():
+        store[key] = value
+    assert isinstance(store, dict) and store == entries and entries == store and not (store != entries)  # noqa: SIM202
+    assert store != {} and {} != store and bool(store) and not cls()  # noqa: SIM300  (both sides asked)
+    assert dict(store) == {**store} == entries and sorted(store.keys()) == sorted(entries)
+    assert json.dumps(dict(store), sort_keys=True) == json.dumps(entries, sort_keys=True)  # (C reads dict storage)
+    for twin in (copy.deepcopy(store), pickle.loads(pickle.dumps(store)), store.copy(), copy.copy(store)):
+        assert twin.__class__ is cls and twin == entries
+    assert list(reversed(store)) == list(store)[::-1] and store | {} == entries
+    assert repr(store) == repr(dict(store.items()))
+    key = next(iter(entries))
+    assert store.pop(key) == entries[key] and key not in store and len(store) == len(entries) - 1
+    store.clear()
+    assert store == {} and len(store) == 0
