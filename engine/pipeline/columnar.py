@@ -539,3 +539,26 @@ class IdSet:
 
     def __len__(self) -> int:
         return self._n + len(self._other)
+
+    def __iter__(self) -> Iterator[Any]:
+        for prefix, (base, flags) in list(self._blocks.items()):
+            i = flags.find(1)
+            while i >= 0:
+                yield f"{prefix}{base + i}"
+                i = flags.find(1, i + 1)
+        yield from list(self._other)
+
+    def __and__(self, other: IdSet) -> IdSet:
+        """The ids in both (``set & set``)."""
+        small, large = (self, other) if len(self) <= len(other) else (other, self)
+        common = IdSet()
+        for key in small:
+            if key in large:
+                common.add(key)
+        return common
+
+    def __ior__(self, other: IdSet) -> IdSet:
+        """Add every id of ``other`` (``set |= set``)."""
+        for key in other:
+            self.add(key)
+        return self

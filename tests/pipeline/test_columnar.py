@@ -137,7 +137,13 @@ def test_id_set_is_a_set(keys):
         assert seen.add(key) == (key not in model)
         model.add(key)
         assert len(seen) == len(model) and all(k in seen for k in model)
-    assert "never" not in seen
+    assert "never" not in seen and sorted(seen) == sorted(model)
+    half = IdSet()
+    for key in keys[::2] + ["sku42:1", "other"]:
+        half.add(key)
+    assert sorted(seen & half) == sorted(model & {*keys[::2], "sku42:1", "other"})
+    seen |= half
+    assert sorted(seen) == sorted(model | {*keys[::2], "sku42:1", "other"})
 
 
 # The detail twins on columnar hashes (made by deduct_detail) against the same twins on plain dict
