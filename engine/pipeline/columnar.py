@@ -21,6 +21,7 @@ nothing is ever refused or altered.
 
 from __future__ import annotations
 
+import copy
 from array import array
 from collections.abc import Iterator, Mapping, MutableMapping
 from itertools import compress
@@ -144,8 +145,19 @@ class _ColumnDict(dict):  # type: ignore[type-arg]
     def copy(self) -> Any:
         return _rebuild(type(self), list(self.items()))
 
-    def __reduce_ex__(self, protocol: Any) -> Any:  # pickle, copy.deepcopy: rebuilt entry by entry
+    def __reduce_ex__(self, protocol: Any) -> Any:  # pickle, copy.copy: rebuilt entry by entry
         return _rebuild, (type(self), list(self.items()))
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        """Column by column (a replica's full sync copies a master's store)."""
+        this: Any = self
+        made: Any = type(self)()
+        for prefix, block in this._blocks.items():
+            twin = made._blocks[prefix] = copy.copy(block)
+            twin.flags, twin.qty, twin.t = bytearray(block.flags), array("q", block.qty), array("d", block.t)
+        made._other = copy.deepcopy(this._other, memo)
+        made._n = this._n
+        return made
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
