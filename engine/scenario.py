@@ -27,6 +27,36 @@ from engine.lockdb.config import DbConfig
 from engine.pipeline.config import PipelineConfig
 from engine.sharded.config import ShardedConfig
 
+# Every integer field holds at most 2**53: the Lua scripts compute in doubles, which hold every
+# integer up to 2**53 exactly (and numpy, Redis and MariaDB hold it too).
+MAX_INT = 2**53
+
+# Sanity bounds where a larger value would exhaust memory or hold a list per unit; (bound, why).
+# Bytes per buyer measured here (`flashsim run`, single_redis, 20k vs 400k buyers: 179 vs 253 MB
+# max RSS, ~200 B per buyer); the server-side bounds are MariaDB's own (max_connections <= 100000).
+MAX_REQUESTS = 100_000_000
+# A timeline row is ~380 B and ~30 us (report.timeline_interval=1e-5 over a 1 s sale: +38 MB, +3 s)
+MAX_SAMPLES = 10_000_000
+# A Dist is the duration of one step (service, hop, CPU, commit, delivery, think time). A longer one
+# is a typo (1e9 for 1e-9), and it stretches the simulated sale: its periodic work (timeline
+# samples, sync triggers, refreshes) grows with simulated time, so 1e99 s never ends.
+MAX_STEP = 60.0
+STEP_WHY = ("a longer step outlasts every server limit (Redis answers BUSY past a 5 s script, InnoDB gives "
+            "up a lock wait after 50 s) and stretches the simulated sale without end")
+# Plain numbers that are the duration of one step too (costs, per-step waits), bounded the same way
+STEPS = frozenset({"app.cpu_record", "app.cpu_arg", "app.cpu_wakeup", "app.wake.base", "app.wake.cap",
+                   "redis.wake.base", "redis.wake.cap", "redis.wait_timeout", "db.detect_cost", "db.grant_cost",
+                   "db.group_member_cost", "db.batch_window", "db.retry_base", "db.retry_cap",
+                   "db.optimistic_base", "pipeline.reorder_delay", "sharded.wait_step"})
+LIMITS: dict[str, tuple[int, str]] = {
+    "workload.buyers": (MAX_REQUESTS, "every buyer is a row of the requests table (~200 B each: 100 million "
+                                      "is ~20 GB)"),
+    "workload.users": (1_000_000, "every closed-loop user is a live task with its own request log rows"),
+    "db.pool_size": (100_000, "one connection each; MariaDB's max_connections is at most 100000"),
+    "db.threads": (100_000, "one server thread each (a list entry per thread); MariaDB's max_connections is at "
+                            "most 100000"),
+    "pipeline.consumers": (4_096, "every consumer is a live task"),
+}
 
 @dataclass(frozen=True)
 class Sale:
@@ -68,6 +98,15 @@ class Workload:
                  f"workload.duration must be > 0 (got {self.duration})")
         require(self.users >= 1, f"workload.users must be >= 1 (got {self.users})")
         require(self.timeout > 0, f"workload.timeout must be > 0 (got {self.timeout})")
+        if self.kind == "poisson":
+            require(self.rate * self.duration <= MAX_REQUESTS,
+                    f"workload.rate x workload.duration must be <= {MAX_REQUESTS:,} requests (got "
+                    f"{self.rate * self.duration:.3g}): every request is a row of the requests table")
+
+    @property
+    def horizon(self) -> float:
+        """Seconds of load: the burst's window, or the duration."""
+        return self.window if self.kind == "burst" else self.duration
 
 
 @dataclass(frozen=True)
@@ -251,6 +290,10 @@ class Scenario:
 
     def __post_init__(self) -> None:
         check_targets(self.faults, self.redis.nodes, self.app.instances)
+        samples = self.workload.horizon / self.report.timeline_interval
+        require(samples <= MAX_SAMPLES, f"report.timeline_interval = {self.report.timeline_interval:g} s takes "
+                                        f"{samples:.3g} samples over the sale's {self.workload.horizon:g} s; at most "
+                                        f"{MAX_SAMPLES:,} (each is a row of the timeline)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
@@ -315,6 +358,17 @@ def _assign(data: dict, cls: Any, parts: list[str], value: Any, full: str) -> No
     _assign(child, child_type, parts[1:], value, full)
 
 
+def _bounded(built: Any, where: str) -> Any:
+    """``built``, unless it is a step duration (:class:`Dist`) longer than :data:`MAX_STEP`."""
+    if isinstance(built, Dist):
+        require(built.mean <= MAX_STEP, f"mean must be <= {MAX_STEP:g} s (got {built.mean:g}): {STEP_WHY}")
+    return built
+
+
+def _big(value: float) -> str:
+    return f"{value:.3g}" if abs(value) > MAX_INT else str(value)
+
+
 def _build(cls: Any, value: Any, path: str) -> Any:  # noqa: C901  (one branch per field type)
     where = path or "scenario"
     origin = typing.get_origin(cls)
@@ -325,8 +379,10 @@ def _build(cls: Any, value: Any, path: str) -> Any:  # noqa: C901  (one branch p
     if is_dataclass(cls):
         if not isinstance(value, dict):
             if hasattr(cls, "_from_scalar") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                # the shorthand number passes the checks of its type (Qty: an integer, Dist: a number)
+                value = _build(typing.get_type_hints(cls._from_scalar)["value"], value, path)
                 try:
-                    return cls._from_scalar(value)
+                    return _bounded(cls._from_scalar(value), where)
                 except ScenarioError as err:
                     raise ScenarioError(f"{where}: {err}") from None
             raise ScenarioError(f"{where}: expected a table, got {value!r}")
@@ -338,7 +394,7 @@ def _build(cls: Any, value: Any, path: str) -> Any:  # noqa: C901  (one branch p
                 raise _unknown((path + "." if path else "") + key, where, ", ".join(names))
             kwargs[key] = _build(types[key], item, f"{path}.{key}" if path else key)
         try:
-            return cls(**kwargs)  # type: ignore[operator]
+            return _bounded(cls(**kwargs), where)  # type: ignore[operator]
         except ScenarioError as err:
             message = str(err)
             raise ScenarioError(message if message.startswith(path) or not path else f"{path}: {message}") from None
@@ -346,14 +402,21 @@ def _build(cls: Any, value: Any, path: str) -> Any:  # noqa: C901  (one branch p
         require(isinstance(value, bool), f"{where}: expected true or false, got {value!r}")
         return value
     if cls is int:
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer():  # 1e3; every float beyond 2**53 is one too
             value = int(value)
         require(isinstance(value, int) and not isinstance(value, bool), f"{where}: expected an integer, got {value!r}")
+        require(abs(value) <= MAX_INT, f"{where}: {_big(value)} is out of range (integers are at most 2**53 "
+                                        "= 9,007,199,254,740,992: the Lua scripts compute in doubles)")
+        limit = LIMITS.get(path)
+        if limit is not None:
+            require(value <= limit[0], f"{where} must be <= {limit[0]:,} (got {_big(value)}): {limit[1]}")
         return value
     if cls is float:
         if isinstance(value, str) and value.strip().lower() in ("inf", "+inf"):
             return math.inf
         require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: expected a number, got {value!r}")
+        if path in STEPS or path.startswith("redis.per_item."):
+            require(not value > MAX_STEP, f"{where} must be <= {MAX_STEP:g} s (got {value:g}): {STEP_WHY}")
         return float(value)
     if cls is str:
         require(isinstance(value, str), f"{where}: expected text, got {value!r}")

@@ -19,10 +19,10 @@ from engine.scenario import Scenario
 from sim import profiles
 from sim.bench.plan import DEFAULT_MAX_INSTANCES, DEFAULT_SIZES, STOCK_MARGIN, WARMUP_SHARE, plan
 from sim.bench.plots import FORMATS, plot_results
-from sim.bench.runner import default_workers, run_sweep
+from sim.bench.runner import RESULTS_ROOT, default_workers, run_sweep, sweep_dir
 from sim.bench.sweep import load_sweep
 from sim.cli import profile_option
-from sim.cli.common import CliError, Command, scenario_arguments, scenario_from
+from sim.cli.common import CliError, Command, scenario_arguments, scenario_from, writable_dir
 
 HEADLINE = ("goodput", "p50", "p99", "p999", "sold", "refused_with_stock", "violations")
 
@@ -50,6 +50,7 @@ def _sweep(args: argparse.Namespace) -> int:
         profile = profiles.find(args.profile)
         profile_option.warn_skipped(profile.name, profile.apply(Scenario())[1])
     sweep = load_sweep(args.file, profile)
+    writable_dir(args.out or sweep_dir(sweep), "--out" if args.out else "results folder")
     result = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask, quiet=args.quiet)
     print(f"sweep {sweep.name}: {len(result.runs)} runs ({result.executed} run now, {result.reused} reused) "
           f"in {result.wall_seconds:.1f} s")
@@ -89,6 +90,7 @@ def _plot_arguments(parser: argparse.ArgumentParser) -> None:
 def _plot(args: argparse.Namespace) -> int:
     if not args.results.is_dir():
         raise CliError(f"results folder not found: {args.results}")
+    writable_dir(args.out or args.results / "figures", "--out" if args.out else "figures folder")
     for path in plot_results(args.results, args.out, args.formats or ["png"]):
         print(f"wrote {path}")
     return 0
@@ -141,7 +143,9 @@ def fleet_scenario(args: argparse.Namespace) -> Scenario:
 
 def _plan(args: argparse.Namespace) -> int:
     kwargs = {"results_root": args.out} if args.out else {}
-    result = plan(args.peak, args.p99, args.stock, fleet_scenario(args), sizes=args.sizes,
+    scenario = fleet_scenario(args)
+    writable_dir(args.out or RESULTS_ROOT, "--out" if args.out else "results folder")
+    result = plan(args.peak, args.p99, args.stock, scenario, sizes=args.sizes,
                   partitions_per_node=args.partitions_per_node, max_shards=args.max_shards,
                   max_instances=args.max_instances, warmup=args.warmup, replications=args.replications,
                   seed=args.seed, workers=args.workers, dask=args.dask, quiet=args.quiet, of=args.of, **kwargs)

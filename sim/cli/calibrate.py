@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.profile import dumps
 from sim import profiles
-from sim.cli.common import CliError, Command
+from sim.cli.common import CliError, Command, writable_file
 
 COMMENTS = {
     "scenario": "scenario overrides derived from the measurements (applied by --profile, before --set)",
@@ -52,12 +52,7 @@ def _out_path(args: argparse.Namespace) -> Path:
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise CliError(f"--name must be a plain name (got {args.name!r})")
     path = args.out or profiles.WRITTEN / f"{args.name}.toml"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CliError(f"cannot create {path.parent}: {err.strerror or err}") from None
-    if path.is_dir() or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise CliError(f"cannot write the profile to {path}")
+    writable_file(path, "--out" if args.out else "profile")
     return path
 
 

@@ -17,7 +17,15 @@ from engine.result import Result
 from engine.scenario import Scenario, reference_rows
 from engine.strategies import STRATEGIES
 from sim.cli import real
-from sim.cli.common import CliError, Command, no_arguments, report_violations, scenario_arguments, scenario_from
+from sim.cli.common import (
+    CliError,
+    Command,
+    no_arguments,
+    report_violations,
+    scenario_arguments,
+    scenario_from,
+    writable_dir,
+)
 from sim.output import save_result
 from sim.progress import buyer_progress
 from sim.world import resolve_strategy, simulate
@@ -90,6 +98,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     scenario = real.with_faults(scenario_from(args), args.faults)  # --fault SPEC: into the faults section
     cls = resolve_strategy(scenario, args.strategy)
+    writable_dir(args.out)
     print(describe(scenario, args.seed))
     with buyer_progress(cls.name, args.quiet) as progress:
         if args.real:
@@ -117,6 +126,7 @@ def _compare(args: argparse.Namespace) -> int:
         unknown = [n for n in names if n not in STRATEGIES]
         if unknown or not names:
             raise CliError(f"unknown strategy {', '.join(unknown) or repr(args.only)}; choose from: {', '.join(STRATEGIES)}")
+    writable_dir(args.out)
     print(describe(scenario, args.seed))
     results = []
     for name in names:

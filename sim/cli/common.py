@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +52,46 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
     if args.seed < 0:
         raise CliError(f"--seed must be >= 0 (got {args.seed})")
     return profile_option.profiled(load_scenario(args.scenario), args).with_overrides(args.overrides)
+
+
+def writable_dir(path: Path | None, what: str = "--out") -> None:
+    """Fail now, with one line, unless directory ``path`` exists or can be made, and takes a file.
+
+    Called before a run starts, so that a bad output path never costs the run. It
+    tries for real (creates the directory, writes and removes a scratch file): a
+    permission check alone is not enough for root or a read-only mount.
+    """
+    if path is not None and (problem := _dir_problem(path)):
+        raise CliError(f"{what} {path}: {problem}")
+
+
+def writable_file(path: Path, what: str = "--out") -> None:
+    """Fail now, with one line, unless file ``path`` can be written (its folder is made if needed)."""
+    problem = _dir_problem(path.parent)
+    if problem:
+        raise CliError(f"{what} {path}: cannot create its folder {path.parent}: {problem}")
+    if path.is_dir():
+        raise CliError(f"{what} {path}: is a directory")
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as err:
+        raise CliError(f"{what} {path}: cannot write there ({err.strerror or err.__class__.__name__})") from None
+    if not existed:
+        path.unlink()
+
+
+def _dir_problem(path: Path) -> str | None:
+    if path.exists() and not path.is_dir():
+        return "is a file, not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        return f"cannot write there ({err.strerror or err.__class__.__name__})"
+    return None
 
 
 def report_violations(results: Sequence[Result]) -> int:

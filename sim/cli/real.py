@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.cli.common import CliError, Command
+from sim.cli.common import CliError, Command, writable_dir
 
 if TYPE_CHECKING:
     from engine.real import RealOptions
@@ -149,6 +149,7 @@ def _cluster(args: argparse.Namespace) -> int:
             timeout = DEFAULT_NODE_TIMEOUT if args.node_timeout is None else args.node_timeout
             if not timeout > 0:
                 raise CliError(f"--node-timeout must be > 0 (got {timeout})")
+            writable_dir(directory, "--dir")
             cluster = LocalCluster(args.nodes, directory, detach=True, replicas=args.replicas,
                                    node_timeout=timeout).start()
             kind = "cluster of" if cluster.cluster else "single node,"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.scenario import Scenario, ScenarioError
-from sim.cli.common import Command
+from sim.cli.common import Command, writable_dir
 
 EXIT_FAILED = 1
 EXIT_INVARIANT = 3
@@ -57,12 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sim.validate import report
     from sim.validate.grid import FULL, QUICK
-    from sim.validate.run import RealSetup, run_validation
+    from sim.validate.run import RESULTS_ROOT, RealSetup, run_validation
 
     if args.replications is not None and args.replications < 1:
         raise ScenarioError(f"--replications must be >= 1 (got {args.replications})")
     if args.workers is not None and args.workers < 1:
         raise ScenarioError(f"--workers must be >= 1 (got {args.workers})")
+    writable_dir(args.out or RESULTS_ROOT, "--out" if args.out else "results folder")
     settings = QUICK if args.quick else FULL
     settings = dataclasses.replace(settings, seed=args.seed, capacity=args.capacity,
                                    replications=args.replications or settings.replications)

@@ -62,6 +62,32 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", *SMALL], ["compare", "--only", "single_redis", *SMALL], ["run", "--real", *SMALL],
+    ["plan", "--peak", "1000", "--p99", "0.05"], ["sweep", "experiments/sweeps/quick.toml"], ["validate", "--quick"],
+])
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_an_unwritable_out_is_refused_before_the_run(argv, where, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "sub"
+    assert main([*argv, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran: not even the scenario line
+    assert captured.err.startswith(f"flashsim: error: --out {out}: ") and captured.err.count("\n") == 1
+    assert blocker.read_text() == "x"
+
+
+def test_plot_and_cluster_refuse_an_unwritable_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["plot", str(tmp_path), "--out", str(blocker)]) == 2
+    assert main(["cluster", "up", "--dir", str(blocker / "c")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"flashsim: error: --out {blocker}: is a file, not a directory",
+                   f"flashsim: error: --dir {blocker / 'c'}: cannot write there (Not a directory)"]
+
+
 def test_malformed_toml(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[sale\nstock = 1")

@@ -56,6 +56,21 @@ def test_replace_makes_variations_without_mutation():
         (["stock"], "--set expects dotted.key=value"),
         (["workload.qty={low=3, high=1}"], "qty high 1 < low 3"),
         (["redis.nodes=0"], "redis.nodes must be in 1..1024"),
+        # absurd sizes (issue #12 item 7): refused before they exhaust memory or never end
+        (["workload.buyers=1e99"], "workload.buyers: 1e+99 is out of range (integers are at most 2**53"),
+        (["sale.stock=9007199254740993"], "sale.stock: 9.01e+15 is out of range"),
+        (["workload.buyers=100000001"], "workload.buyers must be <= 100,000,000 (got 100000001)"),
+        (["workload.users=1e7"], "workload.users must be <= 1,000,000"),
+        (["db.threads=1000000"], "db.threads must be <= 100,000"),
+        (["pipeline.consumers=5000"], "pipeline.consumers must be <= 4,096"),
+        (["workload.kind='poisson'", "workload.rate=1e9"], "workload.rate x workload.duration must be <= 100,000,000"),
+        (["report.timeline_interval=1e-9"], "report.timeline_interval = 1e-09 s takes 2e+09 samples"),
+        (["workload.qty=1e99"], "workload.qty: 1e+99 is out of range"),
+        (["workload.qty=1.5"], "workload.qty: expected an integer, got 1.5"),
+        (["redis.service.default=1e99"], "redis.service.default: mean must be <= 60 s (got 1e+99)"),
+        (["network.redis={kind='exponential', mean=61}"], "network.redis: mean must be <= 60 s"),
+        (["app.cpu_wakeup=1e8"], "app.cpu_wakeup must be <= 60 s"),
+        (["redis.per_item.detail_collect=2e18"], "redis.per_item.detail_collect must be <= 60 s"),
     ],
 )
 def test_bad_input_is_one_clear_line(overrides, message):
@@ -63,6 +78,14 @@ def test_bad_input_is_one_clear_line(overrides, message):
         Scenario().with_overrides(overrides)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_sizes_at_the_bounds_are_accepted():
+    scenario = Scenario().with_overrides(["workload.buyers=1e8", "sale.stock=9007199254740992", "workload.qty=3.0",
+                                          "redis.service.default=60", "workload.users=1000000"])
+    assert scenario.workload.buyers == 100_000_000 and isinstance(scenario.workload.buyers, int)
+    assert scenario.sale.stock == 2**53 and scenario.workload.qty.low == 3
+    assert scenario.redis.service_of("deduct").mean == 60.0
 
 
 def test_missing_and_malformed_files(tmp_path):
