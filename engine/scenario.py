@@ -56,6 +56,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "db.threads": (100_000, "one server thread each (a list entry per thread); MariaDB's max_connections is at "
                             "most 100000"),
     "pipeline.consumers": (4_096, "every consumer is a live task"),
+    "workload.retry": (100, "every retry is one more request, and a buyer's deadline grows with each"),
 }
 
 @dataclass(frozen=True)
@@ -87,6 +88,12 @@ class Workload:
     think: Dist = doc(lambda: Dist("exponential", 0.05), "closed: think time between a reply and the next request", factory=True)
     qty: Qty = doc(Qty, "units per request (integer, or {low, high})", factory=True)
     timeout: float = doc(1.0, "client timeout, seconds (inf: wait forever)")
+    retry: int = doc(0, "retries of a request after a timeout or an error, with the same request id (an "
+                        "idempotency key: a retried deduction gets the first outcome, never a second "
+                        "deduction); 0: none. single_redis only")
+    backoff: Dist = doc(lambda: Dist("exponential", 0.005),
+                        "wait before each retry (random, so that buyers who timed out together do not all "
+                        "come back together; mean as db.retry_base)", factory=True)
 
     def __post_init__(self) -> None:
         choice("workload.kind", self.kind, self.KINDS)
@@ -98,6 +105,7 @@ class Workload:
                  f"workload.duration must be > 0 (got {self.duration})")
         require(self.users >= 1, f"workload.users must be >= 1 (got {self.users})")
         require(self.timeout > 0, f"workload.timeout must be > 0 (got {self.timeout})")
+        require(self.retry >= 0, f"workload.retry must be >= 0 (got {self.retry})")
         if self.kind == "poisson":
             require(self.rate * self.duration <= MAX_REQUESTS,
                     f"workload.rate x workload.duration must be <= {MAX_REQUESTS:,} requests (got "

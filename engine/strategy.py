@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from engine.model import Inventory, Outcome, Request
-from engine.scenario import Scenario
+from engine.scenario import Scenario, ScenarioError
 
 if TYPE_CHECKING:
     from engine.pipeline.reconcile import Reconciliation
@@ -43,9 +43,22 @@ Ops = Generator[Any, Any, Any]
 Read = Callable[[str], Any]
 
 
+def retrying() -> list[str]:
+    """Names of the strategies that support client retries (``retries_once``), among those defined."""
+    found, todo = set(), list(Strategy.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.retries_once and cls.name:
+            found.add(cls.name)
+    return sorted(found)
+
+
 class Strategy:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # Whether a retried request (workload.retry > 0, same request id) is deducted at most once
+    retries_once: ClassVar[bool] = False
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator, namespace: str = "fs"):
         self.scenario = scenario
@@ -54,6 +67,9 @@ class Strategy:
         self.sold_out = [False] * scenario.app.instances  # per app instance: it has heard "sold out"
         self.event_log: list[dict[str, Any]] = []  # notable moments (switches, injections, ...)
         self.oracle: Read | None = None  # exact reads for metrics only; set by the simulator (see module doc)
+        if scenario.workload.retry > 0 and not self.retries_once:
+            raise ScenarioError(f"workload.retry > 0: {self.name} cannot deduct a retried request only once "
+                                f"(no idempotency key); strategies that can: {', '.join(retrying())}")
 
     # --- life cycle -----------------------------------------------------
     def setup(self) -> Ops:

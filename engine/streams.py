@@ -12,7 +12,7 @@ import numpy as np
 
 # Order is part of the reproducibility contract: append, never reorder.
 STREAMS = ("arrivals", "qty", "think", "network", "nodes", "strategy", "db", "mq", "faults", "app", "routing",
-           "client")
+           "client", "retry")
 
 
 class Uniforms:

@@ -33,6 +33,7 @@ from sim.interpreter import Interpreter, Task
 from sim.kernel import Call, run_with_arrivals, schedule_call
 
 TIMEOUT = Outcome.TIMEOUT
+ERROR = Outcome.ERROR
 
 Progress = Callable[[int, int | None], None]
 Servable = Callable[[int], bool]
@@ -79,16 +80,46 @@ class RequestLog:
         self.ops[i] = ops
 
 
+class Retries:
+    """Client retries (``workload.retry``): after a timeout or an error, up to ``retry`` more attempts of
+    the same request (same id: the strategy's idempotency key), each after a ``workload.backoff`` wait.
+
+    Each attempt has the whole ``workload.timeout`` from its own send; the request's latency still runs
+    from its first intended send. Only the last attempt's outcome is logged.
+    """
+
+    def __init__(self, workload: Workload, streams: Streams):
+        self.limit = workload.retry
+        self.timeout = workload.timeout
+        self.backoff = sampler(workload.backoff, streams.generator("retry"))
+        self.attempts: dict[int, int] = {}  # request -> retries so far
+        self.deadlines: dict[int, float] = {}  # request -> its last attempt's deadline, from t0
+
+    def again(self, i: int, outcome: Outcome) -> float | None:
+        """The wait before retrying request ``i`` after ``outcome``, or None: it is over."""
+        if outcome is not TIMEOUT and outcome is not ERROR:
+            return None
+        done = self.attempts.get(i, 0)
+        if done >= self.limit:
+            return None
+        self.attempts[i] = done + 1
+        return self.backoff()
+
+    def figures(self) -> dict[str, float]:
+        return {"client_retries": sum(self.attempts.values()), "retried_buyers": len(self.attempts)}
+
+
 class OpenLoopClients:
     """Sends request i at ``t0 + schedule.times[i]``, whatever happened before."""
 
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  schedule: Schedule, timeout: float, on_all_done: Callable[[], object],
                  progress: Progress | None = None, routes: np.ndarray | None = None,
-                 hop: ClientHop | None = None, servable: Servable | None = None):
+                 hop: ClientHop | None = None, servable: Servable | None = None, retries: Retries | None = None):
         self.env = env
         self.interpreter = interpreter
         self.deduct = deduct
+        self.retries = retries
         self.times = schedule.times.tolist()
         self.qtys = schedule.qty.tolist()
         self.apps = routes.tolist() if routes is not None else [0] * len(self.times)  # instance per request
@@ -154,10 +185,34 @@ class OpenLoopClients:
         if self.log.outcome[i] < 0 and self.servable is not None:
             self.log.servable[i] = self.servable(self.qtys[i])
 
+    def figures(self) -> dict[str, float]:
+        return self.retries.figures() if self.retries is not None else {}
+
+    def _retry(self, i: int, wait: float) -> None:
+        """Send request ``i`` again after ``wait``: same id, same instance, a new deadline."""
+        assert self.retries is not None
+        send = self.env.now + wait
+        self.retries.deadlines[i] = send - self.t0 + self.timeout
+        schedule_call(self.env, wait + (self.hop.draw() if self.hop is not None else self.shift), self._resend, i)
+
+    def _resend(self, event: Call) -> None:
+        i = event.value
+        assert self.retries is not None
+        app = self.apps[i]
+        self.interpreter.start_request(self.deduct(Request(i, self.qtys[i], self.times[i], app)), self._done,
+                                       self.t0 + self.retries.deadlines[i], i, app)
+
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
+        if self.retries is not None:
+            wait = self.retries.again(i, outcome)
+            if wait is not None:
+                self._retry(i, wait)
+                return
         if outcome is TIMEOUT:
             t_done = self.times[i] + self.timeout
+            if self.retries is not None:
+                t_done = self.retries.deadlines.get(i, t_done)
         else:
             t_done = self.env.now + task.lag - self.t0
             if outcome is SOLD_OUT and self.servable is not None:
@@ -180,8 +235,10 @@ class ClosedLoopUsers:
     def __init__(self, env: simpy.Environment, interpreter: Interpreter, deduct: Callable,
                  workload: Workload, streams: Streams, on_all_done: Callable[[], object],
                  progress: Progress | None = None, app: AppConfig | None = None, hop: ClientHop | None = None,
-                 servable: Servable | None = None):
+                 servable: Servable | None = None, retries: Retries | None = None):
         self.env = env
+        self.retries = retries
+        self._requests: dict[int, Request] = {}  # with retries: each pending request, to send it again
         self.interpreter = interpreter
         self.deduct = deduct
         self.workload = workload
@@ -226,7 +283,17 @@ class ClosedLoopUsers:
     def _reach(self, event: Call) -> None:
         self._start(*event.value)
 
+    def _again(self, event: Call) -> None:
+        i = event.value
+        assert self.retries is not None
+        self._start(self._requests[i], self.t0 + self.retries.deadlines[i])
+
+    def figures(self) -> dict[str, float]:
+        return self.retries.figures() if self.retries is not None else {}
+
     def _start(self, request: Request, deadline: float) -> None:
+        if self.retries is not None:
+            self._requests[request.id] = request
         task = self.interpreter.start_request(self.deduct(request), self._done, deadline, request.id, request.app)
         if not task.finished and math.isfinite(self.timeout):
             schedule_call(self.env, max(0.0, deadline - self.env.now), self._expire, task)
@@ -244,7 +311,20 @@ class ClosedLoopUsers:
     def _done(self, task: Task, outcome: Outcome) -> None:
         i = task.tag
         now = self.env.now
+        if self.retries is not None:
+            wait = self.retries.again(i, outcome)
+            if wait is not None:  # the same request again after the backoff, with a deadline of its own
+                send = now + wait
+                self.retries.deadlines[i] = send - self.t0 + self.timeout
+                if self.hop is not None:
+                    schedule_call(self.env, wait + self.hop.draw(), self._reach, (self._requests[i], send + self.timeout))
+                else:
+                    schedule_call(self.env, wait, self._again, i)
+                return
+            self._requests.pop(i, None)
         t_done = self.log.t_arrival[i] + self.timeout if outcome == Outcome.TIMEOUT else now + task.lag - self.t0
+        if outcome == Outcome.TIMEOUT and self.retries is not None:
+            t_done = self.retries.deadlines.get(i, t_done)
         if outcome is SOLD_OUT and self.servable is not None:
             self.log.servable[i] = self.servable(int(self.log.qty[i]))
         self.log.finish(i, t_done, int(outcome), task.node, task.ops)

@@ -29,7 +29,7 @@ from engine.streams import Streams
 from engine.tasks import TaskKind
 from engine.workload import Schedule, open_loop_schedule
 from sim.app import AppTier, ClientHop, routes
-from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress
+from sim.clients import ClosedLoopUsers, OpenLoopClients, Progress, Retries
 from sim.faults import Faults
 from sim.host import Host
 from sim.interpreter import Interpreter, Task
@@ -139,17 +139,18 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
     def servable(qty: int) -> bool:  # exact state at this instant: the sold-out metrics (docs/soldout.md)
         return strat.servable(qty, world.read)
 
+    retries = Retries(scenario.workload, streams) if scenario.workload.retry > 0 else None
     if schedule is None and scenario.workload.kind == "closed":
         clients: Any = ClosedLoopUsers(env, world.interpreter, strat.deduct, scenario.workload, streams,
                                        lambda: clients_done.succeed(), progress, scenario.app, world.client_hop,
-                                       servable)
+                                       servable, retries)
     else:
         if schedule is None:
             schedule = open_loop_schedule(scenario.workload, streams)
         clients = OpenLoopClients(env, world.interpreter, strat.deduct, schedule,
                                   scenario.workload.timeout, lambda: clients_done.succeed(), progress,
                                   routes(scenario.app, len(schedule), streams.generator("routing")),
-                                  world.client_hop, servable)
+                                  world.client_hop, servable, retries)
 
     timeline: list[dict[str, float]] = []
     smallest = int(schedule.qty.min()) if schedule is not None and len(schedule) else scenario.workload.qty.low
@@ -195,6 +196,7 @@ def simulate(scenario: Scenario, seed: int = 0, strategy: str | None = None,
         summary.update(merged(world.gates).figures(gated(requests)))
     errors = world.interpreter.errors
     summary.update(errors.figures())
+    summary.update(clients.figures())  # client retries, when workload.retry > 0
     if errors.warning():
         print(errors.warning(), file=sys.stderr)
     violations = inventory.violations() + strat.reconciliation_differences()

@@ -24,5 +24,15 @@ class StockKeys:
     def sold(self) -> str:
         return f"{self.namespace}:sold:{{{self.tag}}}"
 
+    @property
+    def outcomes(self) -> str:
+        """Hash: request id -> the first reply to it (deduct_once: the idempotency keys)."""
+        return f"{self.namespace}:req:{{{self.tag}}}"
+
+    @property
+    def deductions(self) -> str:
+        """Hash: request id -> deductions applied for it (deduct_once's audit)."""
+        return f"{self.namespace}:ded:{{{self.tag}}}"
+
     def all(self) -> tuple[str, str]:
         return (self.stock, self.sold)

@@ -28,6 +28,10 @@ from engine.strategy import Ops, Read, Strategy
 class SingleRedis(Strategy):
     name = "single_redis"
     summary = "one Redis counter, Lua check-and-decrement"
+    retries_once = True
+    # With workload.retry > 0 every attempt carries the request id and the deduction is audited
+    # per id (deduct_once); ``keyed`` False drops the key: a retry deducts again (tests show it).
+    keyed = True
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -38,6 +42,9 @@ class SingleRedis(Strategy):
             self.pipeline = SyncPipeline(self.scenario.pipeline, self.scenario.sale.sku, self.namespace, self.note)
             self.pipeline.add_partition(self.counter)
         self._use_flag = self.scenario.sale.soldout_flag
+        self.retrying = self.scenario.workload.retry > 0
+        self._once_keys = (*self._keys, self.counter.outcomes, self.counter.deductions)
+        self._figures: dict[str, float] = {}
 
     def setup(self) -> Ops:
         yield from init_counter(self._keys, self.scenario.sale.stock)
@@ -49,7 +56,9 @@ class SingleRedis(Strategy):
         # the hot path of every simulation: kept free of helper calls on purpose
         if self.sold_out[request.app] and self._use_flag:
             return Outcome.SOLD_OUT
-        if self.pipeline is not None:
+        if self.retrying:
+            remaining = yield from self._deduct_once(request)
+        elif self.pipeline is not None:
             remaining = yield from self.pipeline.deduct(self.counter, request.qty)
         else:
             remaining = yield Eval("deduct", self._keys, (request.qty,))
@@ -63,18 +72,32 @@ class SingleRedis(Strategy):
         assert remaining in (BAD_QTY, NO_STOCK_KEY), remaining
         return Outcome.ERROR
 
+    def _deduct_once(self, request: Request) -> Generator[Any, Any, int]:
+        """One attempt of a request that may be retried: deducted at most once per request id."""
+        args = (request.qty, request.id, 1 if self.keyed else 0)
+        if self.pipeline is not None:
+            reply = yield from self.pipeline.deduct_with("deduct_once_detail", self._once_keys, args,
+                                                         self.counter.tag)
+        else:
+            reply = yield Eval("deduct_once", self._once_keys, args)
+        return int(reply[0])
+
     def background(self) -> list[Ops]:
         return self.pipeline.background() if self.pipeline is not None else []
 
     def drain(self) -> Ops:
         if self.pipeline is not None:
             yield from self.pipeline.drain(self.scenario.sale.stock)
+        if self.retrying:  # read the audit: how many request ids deducted more than once
+            ids, deductions = yield Eval("deduct_audit", (self.counter.deductions,), ())
+            self._figures["duplicate_deductions"] = int(deductions) - int(ids)
 
     def keys(self) -> tuple[str, ...]:
-        return self._keys + (self.pipeline.keys() if self.pipeline is not None else ())
+        once = (self.counter.outcomes, self.counter.deductions) if self.retrying else ()
+        return self._keys + once + (self.pipeline.keys() if self.pipeline is not None else ())
 
     def counters(self) -> dict[str, float]:
-        return self.pipeline.counters() if self.pipeline is not None else {}
+        return {**(self.pipeline.counters() if self.pipeline is not None else {}), **self._figures}
 
     def tally(self) -> dict[str, Any]:
         return {**super().tally(), "sync": self.pipeline.stats if self.pipeline is not None else None}

@@ -98,6 +98,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     scenario = real.with_faults(scenario_from(args), args.faults)  # --fault SPEC: into the faults section
     cls = resolve_strategy(scenario, args.strategy)
+    if args.real and scenario.workload.retry > 0:
+        raise CliError("workload.retry > 0 is simulated only: the real load generator does not retry yet")
     writable_dir(args.out)
     print(describe(scenario, args.seed))
     with buyer_progress(cls.name, args.quiet) as progress:
