@@ -216,7 +216,10 @@ small_or_absurd = st.one_of(
                      "9223372036854775807", "100000001", "1e9", "4097", "100001", "1000001"]),
     st.sampled_from(WORDS).map(json.dumps),
 )
-run_assignment = st.tuples(st.sampled_from(KEYS), small_or_absurd).map(lambda kv: f"{kv[0]}={kv[1]}")
+fault_table = st.tuples(st.sampled_from(list(FAULT_KINDS)), small_or_absurd, small_or_absurd, small_or_absurd).map(
+    lambda t: f'faults.f1={{kind = "{t[0]}", rate = {t[1]}, duration = {t[2]}, factor = {t[3]}}}')
+run_assignment = st.one_of(st.tuples(st.sampled_from(KEYS), small_or_absurd).map(lambda kv: f"{kv[0]}={kv[1]}"),
+                           fault_table)
 
 
 @settings(max_examples=int(os.environ.get("FLASHSIM_FUZZ_RUNS", 5)), deadline=None, derandomize=True)

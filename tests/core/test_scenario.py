@@ -71,6 +71,7 @@ def test_replace_makes_variations_without_mutation():
         (["network.redis={kind='exponential', mean=61}"], "network.redis: mean must be <= 60 s"),
         (["app.cpu_wakeup=1e8"], "app.cpu_wakeup must be <= 60 s"),
         (["redis.per_item.detail_collect=2e18"], "redis.per_item.detail_collect must be <= 60 s"),
+        (["faults.x={kind='redis_crash', rate=1e99, duration=0.001}"], "faults.x.rate must be <= 1000 faults per second"),
     ],
 )
 def test_bad_input_is_one_clear_line(overrides, message):
