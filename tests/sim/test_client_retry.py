@@ -83,3 +83,13 @@ def test_the_command_line_refuses_retries_where_they_are_not_supported(capsys):
     assert "sharded cannot deduct a retried request only once" in err[0]
     assert "simulated only" in err[1]
     assert err[2] == "flashsim: error: workload.retry must be >= 0 (got -1)"
+
+
+def test_buyers_answered_with_an_error_by_a_crashed_app_retry_without_a_second_deduction():
+    scenario = Scenario().with_overrides([
+        "workload.buyers=3000", "workload.window=0.1", "sale.stock=2000", "sale.soldout_flag=false",
+        "workload.timeout=0.02", "workload.retry=2", "redis.nodes=1",
+        "faults.c={kind='app_crash', at=0.03, instance=1, duration=0.01}"])
+    s = simulate(scenario, seed=1).summary
+    assert s["retried_buyers"] > 20 and s["duplicate_deductions"] == 0
+    assert s["sold"] == 2000 and s["ok_qty"] <= s["sold"]
