@@ -13,6 +13,7 @@ where there is a choice, the valid choices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
 import typing
@@ -347,6 +348,12 @@ def _parse_value(raw: str) -> Any:
 
 
 def _field_types(cls: Any) -> dict[str, Any]:
+    return _type_hints(cls)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # cached: get_type_hints re-evaluates every annotation string, most of building a scenario's cost
     return typing.get_type_hints(cls)
 
 
