@@ -132,6 +132,7 @@ class Faults:
         kinds = {fault.kind for fault in scenario.faults.values()}
         self.mq_down_until = -math.inf  # mq_outage: the broker is unreachable until then
         self.consumer_dies: dict[str, FaultRow] = {}  # consumer_crash: consumer name -> its fault, armed
+        self.consumers_gone: dict[str, FaultRow] = {}  # consumer_crash: consumer name -> the fault it died of
         self.apps_down: dict[int, FaultRow] = {}  # app_crash: instance -> the fault holding it down
         if "app_crash" in kinds:  # every task is tracked by the instance it runs on
             self.live: list[set[Task]] = [set() for _ in range(scenario.app.instances)]
@@ -384,6 +385,7 @@ class Faults:
             task.gen.close()
             row.commands_lost = 1
             row.note = f"{name} died before acknowledging message {op.msg_id}"
+            self.consumers_gone[name] = row
             fault = self.world.scenario.faults[row.name]
             if math.isfinite(fault.duration):
                 schedule_call(self.env, fault.duration, self._consumer_back, (name, row, task.cpu))
@@ -397,6 +399,7 @@ class Faults:
         name, row, cpu = event.value
         row.t_recovered = self._sale_time()
         if not self.world.interpreter.stopping:
+            self.consumers_gone.pop(name, None)
             self.world.interpreter.start(_pipeline(self.strategy).consumer(name), _ignore, math.inf, None,
                                          TaskKind.BACKGROUND, cpu)
 
@@ -477,6 +480,13 @@ class Faults:
         ended = {f"{int(count)} {what} (first at t={first - self.t0:.6f} s)":
                  "a fault failed its Redis op, or lost the data it needed"
                  for what, (count, first) in self.world.interpreter.fault_ended.items()}
+        if self.consumers_gone and len(self.consumers_gone) >= self.scenario_pipeline.consumers:
+            # every consumer died and none restarted: nothing applies the records left in the broker, so the
+            # reconciliation cannot hold; that is the crash's doing (it lost no data: the records are kept)
+            cause = "; ".join(f"consumer_crash {row.name!r}: {name} died and did not restart"
+                              for name, row in self.consumers_gone.items()) + ": no consumer left to apply the records"
+            ended.update({v: cause for v in violations if v.startswith("reconciliation:")})
+            violations = [v for v in violations if not v.startswith("reconciliation:")]
         kept, broken = broken_by_fault(violations, self.losses(), ended)
         summary["broken_by_fault"] = len(broken)
         return kept, broken

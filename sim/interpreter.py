@@ -304,18 +304,20 @@ class Interpreter:
         task.reply = reply
         self.resume_checked(task)
 
-    def fail(self, task: Task, err: Exception) -> None:
+    def fail(self, task: Task, err: Exception) -> bool:
         """Raise ``err`` in ``task`` at its pending op, now (a fault: the op's connection failed).
 
-        The same checks as :meth:`resume_checked` come first (abandoned, past its deadline, the sale over).
+        The same checks as :meth:`resume_checked` come first (abandoned, past its deadline, the sale over);
+        returns whether ``err`` was raised (False: the task had ended, or ends otherwise, e.g. timed out).
         """
         if task.finished:
-            return
+            return False
         if self.env.now > task.deadline or (self.stopping and task.kind.ends_when_stopped):
             self.resume_checked(task)
-            return
+            return False
         task.gen = _Throw(task, err)
         self.resume(task, None)
+        return True
 
     def _on_wake(self, event: Call) -> None:
         self.resume_checked(event.value)

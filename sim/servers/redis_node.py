@@ -418,12 +418,13 @@ class FaultyCluster(RedisCluster):
             self.uncovered.append(node)
 
     def fail(self, task: Task, error: RedisFault, delay: float) -> None:
-        self.on_error(error.fault, task)
         schedule_call(self.env, max(0.0, delay), self._fail, (task, error))
 
     def _fail(self, event: Call) -> None:
         task, error = event.value
-        self.interpreter.fail(task, error)  # type: ignore[union-attr]
+        # counted where the error reaches the task: a request past its deadline by then ends as a timeout
+        if self.interpreter.fail(task, error):  # type: ignore[union-attr]
+            self.on_error(error.fault, task)
 
     # --- what the faults do ---------------------------------------------------------------------------
 
