@@ -413,7 +413,8 @@ class Faults:
         node.log.clear()
         node.store = node.replica if node.replica is not None else {}
         node.replica = None
-        node.applied = 0
+        # the promoted copy holds every write the replica had received: a later restart empty loses them
+        node.applied = max(0, node.applied - lost)
         return lost
 
     def _count_rollback(self, row: FaultRow, before: Inventory, after: Inventory) -> None:
