@@ -162,6 +162,36 @@ class _ColumnDict(dict):  # type: ignore[type-arg]
     def __repr__(self) -> str:
         return repr(dict(self.items()))
 
+    # what each subclass keeps: blocks of columns by id prefix, ids of another shape, the column count
+    _blocks: dict[str, Any]
+    _other: dict[Any, Any]
+    _n: int
+
+    def _find(self, key: Any) -> tuple[Any, int] | None:
+        raise NotImplementedError
+
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) is not None or key in self._other
+
+    def __delitem__(self, key: Any) -> None:
+        located = self._find(key)
+        if located is None:
+            del self._other[key]
+            return
+        located[0].flags[located[1]] = 0
+        self._n -= 1
+
+    def __iter__(self) -> Iterator[Any]:
+        for prefix, block in list(self._blocks.items()):
+            flags, base = block.flags, block.base
+            i = -1
+            while (i := _next_set(flags, i + 1)) >= 0:
+                yield f"{prefix}{base + i}"
+        yield from list(self._other)
+
+    def __len__(self) -> int:
+        return self._n + len(self._other)
+
 
 class _HashBlock:
     __slots__ = ("base", "flags", "qty", "t")
@@ -309,27 +339,6 @@ class DetailHash(_ColumnDict):
         block, i = located
         return f"{block.qty[i]}|{block.t[i]:.6f}|{_LETTER[block.flags[i]]}"
 
-    def __contains__(self, key: object) -> bool:
-        return self._find(key) is not None or key in self._other
-
-    def __delitem__(self, key: str) -> None:
-        located = self._find(key)
-        if located is None:
-            del self._other[key]
-            return
-        located[0].flags[located[1]] = 0
-        self._n -= 1
-
-    def __iter__(self) -> Iterator[str]:
-        for prefix, block in list(self._blocks.items()):
-            flags, base = block.flags, block.base
-            i = -1
-            while (i := _next_set(flags, i + 1)) >= 0:
-                yield f"{prefix}{base + i}"
-        yield from list(self._other)
-
-    def __len__(self) -> int:
-        return self._n + len(self._other)
 
 
 
@@ -478,27 +487,6 @@ class DetailRows(_ColumnDict):
         block, i = located
         return {"detail_id": key, "sku": block.sku, "part": block.part, "qty": block.qty[i], "t": block.t[i]}
 
-    def __contains__(self, key: object) -> bool:
-        return self._find(key) is not None or key in self._other
-
-    def __delitem__(self, key: Any) -> None:
-        located = self._find(key)
-        if located is None:
-            del self._other[key]
-            return
-        located[0].flags[located[1]] = 0
-        self._n -= 1
-
-    def __iter__(self) -> Iterator[Any]:
-        for prefix, block in list(self._blocks.items()):
-            flags, base = block.flags, block.base
-            i = -1
-            while (i := _next_set(flags, i + 1)) >= 0:
-                yield f"{prefix}{base + i}"
-        yield from list(self._other)
-
-    def __len__(self) -> int:
-        return self._n + len(self._other)
 
 
 
